@@ -1,0 +1,3 @@
+from dfqbench.cli import main
+
+main()

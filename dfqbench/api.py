@@ -1,0 +1,168 @@
+"""The public plugin API of dfqbench (stable; documented in the README).
+
+A plugin is a module registered under the entry-point group ``dfqbench``. It implements
+one or more of the hooks in :mod:`dfqbench.hookspecs` and returns descriptions of what it
+adds. Descriptions are cheap: the heavy code (torch models, training loops) is named by a
+``"module:attribute"`` string and imported only when a cell needs it, so ``dfqbench list``
+stays fast and never imports torch.
+
+This module must not import torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+    from dfqbench.context import RunContext
+
+hookimpl = pluggy.HookimplMarker("dfqbench")
+
+#: Model families. A method lists the families it supports; a suite's models each have one.
+CNN = "cnn"
+VIT = "vit"
+FAMILIES = (CNN, VIT)
+
+
+def load_object(ref: str) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    module_name, _, attr = ref.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What a plugin says about a method; importing it must stay cheap."""
+
+    name: str  #: short CLI name, e.g. ``gdfq``
+    display_name: str  #: table column, e.g. ``GDFQ``
+    paper: str  #: citation of the paper the method comes from
+    families: tuple[str, ...]  #: model families it supports, e.g. ``("cnn",)``
+    impl: str  #: ``"module:Class"`` of a :class:`Method` subclass, imported when a cell runs
+    #: False only for reference baselines that read real training images; such methods are
+    #: marked in every table and are the only ones the harness gives real data to.
+    data_free: bool = True
+    #: publication year; tables order method columns by it (baselines use 0)
+    year: int = 0
+    notes: str = ""  #: one line shown by ``dfqbench list``
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A labelled image classification data set."""
+
+    name: str
+    display_name: str
+    num_classes: int
+    input_shape: tuple[int, int, int]  #: (channels, height, width) as the model sees it
+    mean: tuple[float, ...]  #: per-channel normalisation of the model input
+    std: tuple[float, ...]
+    #: ``"module:function"``; ``function(split, env)`` returns a torch ``Dataset`` of
+    #: (normalised image tensor, label) for ``split`` in ``{"train", "val"}``.
+    loader: str
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A full-precision model architecture and where its pretrained weights come from."""
+
+    name: str
+    display_name: str
+    family: str  #: one of :data:`FAMILIES`
+    #: ``"module:function"``; ``function(dataset, env)`` returns the pretrained FP model for
+    #: ``dataset`` (a :class:`DatasetInfo`) in eval mode.
+    loader: str
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class SuiteInfo:
+    """A benchmark matrix: which (dataset, model) rows, at which bit-widths by default."""
+
+    name: str
+    description: str
+    rows: tuple[tuple[str, str], ...]  #: (dataset, model) pairs in table order
+    bits: tuple[str, ...] = ("3", "4", "5")  #: default ``--bits`` entries
+    #: ``"package:relative/path.csv"`` of published numbers to show beside ours, or None.
+    published: str | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a method may know about the cell it works on. Holds no data."""
+
+    suite: str
+    dataset: str
+    model: str
+    family: str
+    num_classes: int
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    w_bits: int
+    a_bits: int
+
+    @property
+    def bits_label(self) -> str:
+        return f"{self.w_bits}w{self.a_bits}a"
+
+
+class Method:
+    """Base class of a method implementation (the ``impl`` of a :class:`MethodInfo`).
+
+    Subclasses set :attr:`Config` to a dataclass holding every hyper-parameter, implement
+    :meth:`config` (defaults for a task and a named budget) and :meth:`quantize`.
+    """
+
+    Config: ClassVar[type] = type(None)
+
+    def config(self, task: Task, budget: str) -> Any:
+        """The default configuration for ``task`` under budget ``paper``/``default``/``smoke``."""
+        raise NotImplementedError
+
+    def quantize(
+        self,
+        teacher: torch.nn.Module,
+        qmodel: torch.nn.Module,
+        task: Task,
+        config: Any,
+        ctx: RunContext,
+    ) -> torch.nn.Module:
+        """Calibrate and/or fine-tune ``qmodel`` without real data; return the result.
+
+        ``teacher`` is the frozen full-precision model (eval mode, no gradients).
+        ``qmodel`` is a fake-quantized copy of it whose activation ranges are not yet
+        calibrated. ``ctx`` gives the device, seed, progress and metric logging.
+        """
+        raise NotImplementedError
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A method config as plain JSON-able data (tuples become lists)."""
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    if isinstance(config, dict):
+        return dict(config)
+    raise TypeError(f"a method config must be a dataclass or a dict, not {type(config).__name__}")
+
+
+@dataclass
+class Contribution:
+    """Everything one plugin contributed, as collected by the registry."""
+
+    methods: list[MethodInfo] = field(default_factory=list)
+    models: list[ModelInfo] = field(default_factory=list)
+    datasets: list[DatasetInfo] = field(default_factory=list)
+    suites: list[SuiteInfo] = field(default_factory=list)

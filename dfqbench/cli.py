@@ -1,0 +1,206 @@
+"""The ``dfqbench`` command line: run / list / table.
+
+Every error a user can cause is one line on stderr and exit code 2; Ctrl-C keeps every
+completed cell, writes the tables and exits with 130. Heavy modules (torch) are imported
+inside the commands that need them, so ``dfqbench list`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+import dfqbench
+from dfqbench.errors import DfqError, unknown
+from dfqbench.registry import Registry, load_registry
+
+LIST_KINDS = ("methods", "models", "datasets", "suites", "plugins")
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _parse_seeds(text: str) -> list[int]:
+    seeds = []
+    for token in _split(text):
+        if not token.isdigit():
+            raise DfqError(f"bad --seeds entry {token!r}; valid: non-negative integers such as 0,1,2")
+        seeds.append(int(token))
+    if not seeds:
+        raise DfqError("--seeds is empty; valid: non-negative integers such as 0,1,2")
+    return list(dict.fromkeys(seeds))
+
+
+def _parse_weights(items: tuple[str, ...]) -> dict[str, Path]:
+    out = {}
+    for item in items:
+        model, eq, path = item.partition("=")
+        if not (eq and model and path):
+            raise DfqError(f"bad --weights {item!r}; valid form: MODEL=PATH")
+        out[model] = Path(path).expanduser()
+    return out
+
+
+def _warn_problems(reg: Registry, echo) -> None:
+    for problem in reg.problems:
+        echo(f"warning: {problem}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(dfqbench.__version__, prog_name="dfqbench")
+def cli() -> None:
+    """Benchmark data-free quantization methods on one harness, one quantizer, one protocol."""
+
+
+@cli.command()
+@click.option("--suite", default="digits", show_default=True, help="Benchmark suite (see `dfqbench list suites`).")
+@click.option("--methods", default="all", show_default=True, help="`all` or a comma list of method names.")
+@click.option("--models", default=None, help="Comma list of models of the suite [default: all of them].")
+@click.option("--bits", default=None, help="Comma list: `3,4,5` = W3A3,W4A4,W5A5; `4w8a` = W4A8 [default: the suite's].")
+@click.option("--seeds", default="0", show_default=True, help="Comma list of seeds; several give mean ± std.")
+@click.option("--budget", default="default", show_default=True, help="paper | default | smoke.")
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Skip cells that already have an ok record.")
+@click.option("--quantizer", default="auto", show_default=True, help="Quantizer convention (auto: the family's default).")
+@click.option("--set", "assignments", multiple=True, metavar="TARGET.FIELD=VALUE", help="Override a method or quantizer field; repeatable.")
+@click.option("--data-root", default=None, type=click.Path(path_type=Path), help="Folder holding real data sets (CIFAR, ImageNet).")
+@click.option("--weights", multiple=True, metavar="MODEL=PATH", help="Local pretrained weights for a model; repeatable.")
+@click.option("--cache-dir", default=None, type=click.Path(path_type=Path), help="Cache for trained/downloaded weights.")
+def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, weights, cache_dir):
+    """Run a benchmark matrix and write records and tables."""
+    from rich.console import Console
+
+    from dfqbench import overrides, tables
+    from dfqbench.bits import parse_bits
+    from dfqbench.executor import run_local
+    from dfqbench.plan import make_plan
+    from dfqbench.progress import Display
+    from dfqbench.records import RecordStore
+    from dfqbench.seeding import describe_device, make_deterministic, resolve_device
+    from dfqbench.session import Session
+    from dfqbench.zoo import ZooEnv, default_cache_dir
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    reg = load_registry()
+    suite_info = reg.suite(suite).info
+    method_names = list(reg.methods) if methods.strip() == "all" else _split(methods)
+    for name in method_names:
+        reg.method(name)
+    plan = make_plan(
+        reg,
+        suite,
+        method_names,
+        _split(models) if models else None,
+        parse_bits(bits or ",".join(suite_info.bits)),
+        _parse_seeds(seeds),
+        budget,
+        quantizer,
+        overrides.parse(assignments),
+    )
+    torch_device = resolve_device(device)
+    store = RecordStore(results / suite / "records.jsonl")
+    store.check_writable()
+    store.read()  # a corrupt line stops us here, before any work
+
+    import torch
+
+    console.print(f"dfqbench {dfqbench.__version__} · torch {torch.__version__} · device {describe_device(torch_device)}")
+    console.print("plugins: " + " · ".join(f"{p.name} ({p.distribution} {p.version})" for p in reg.plugins))
+    _warn_problems(reg, lambda text: console.print(f"[yellow]{text}[/yellow]"))
+    for _, _, why in plan.skipped:
+        console.print(f"note: skipped {why}")
+    make_deterministic(torch_device)
+    display = Display(console)
+    zoo = ZooEnv(cache_dir=cache_dir or default_cache_dir(), data_root=data_root, weights=_parse_weights(weights), display=display)
+    session = Session(reg, torch_device, zoo, display)
+    interrupted = False
+    try:
+        outcome = run_local(plan.cells, session, store, resume, display)
+    except KeyboardInterrupt:
+        interrupted = True
+    records = store.read()
+    if records:
+        csv_path, md_path, text = tables.write(records, store.path.parent)
+        click.echo(text)
+        console.print(f"records: {store.path} · tables: {csv_path}, {md_path}")
+    if interrupted:
+        console.print("interrupted: completed cells are kept; run the same command again to resume")
+        sys.exit(130)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.statuses.items())) or "nothing to run"
+    console.print(f"done: {counts}; {outcome.skipped} skipped (already ok)")
+
+
+@cli.command(name="list")
+@click.argument("kind", required=False)
+def list_(kind):
+    """List methods, models, datasets, suites or plugins, with the distribution of each."""
+    if kind is not None and kind not in LIST_KINDS:
+        raise unknown("list kind", kind, LIST_KINDS)
+    reg = load_registry()
+    for section in [kind] if kind else LIST_KINDS:
+        click.echo(f"{section}:")
+        if section == "plugins":
+            rows = [(p.name, p.module, f"{p.distribution} {p.version}") for p in reg.plugins]
+        else:
+            rows = [(name, _describe(section, e.info), f"{e.plugin.distribution} {e.plugin.version}") for name, e in getattr(reg, section).items()]
+        width = max((len(r[0]) for r in rows), default=0)
+        for name, text, source in rows:
+            click.echo(f"  {name.ljust(width)}  {text}  [{source}]")
+    _warn_problems(reg, lambda text: click.echo(text, err=True))
+
+
+def _describe(section: str, info) -> str:
+    if section == "methods":
+        flag = "" if info.data_free else ", NOT data-free (reference)"
+        return f"{info.display_name} — {info.paper} ({'/'.join(info.families)}{flag})"
+    if section == "models":
+        return f"{info.display_name} ({info.family})"
+    if section == "datasets":
+        c, h, w = info.input_shape
+        return f"{info.display_name} ({info.num_classes} classes, {c}×{h}×{w})"
+    rows = ", ".join(f"{d}/{m}" for d, m in info.rows)
+    return f"{info.description} [{rows}; bits {','.join(info.bits)}]"
+
+
+@cli.command()
+@click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
+@click.option("--suite", default=None, help="Suite to tabulate [default: every suite with records].")
+def table(results, suite):
+    """Regenerate table.csv and table.md from the stored records."""
+    from dfqbench import tables
+    from dfqbench.records import RecordStore
+
+    suites = [suite] if suite else sorted(p.parent.name for p in results.glob("*/records.jsonl"))
+    if not suites:
+        raise DfqError(f"no records under {results}/<suite>/records.jsonl; run `dfqbench run` first")
+    for name in suites:
+        store = RecordStore(results / name / "records.jsonl")
+        records = store.read()
+        if not records:
+            raise DfqError(f"no records in {store.path}; valid suites here: {', '.join(p.parent.name for p in results.glob('*/records.jsonl')) or '(none)'}")
+        _, _, text = tables.write(records, store.path.parent)
+        click.echo(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rv = cli.main(args=argv, prog_name="dfqbench", standalone_mode=False)
+    except DfqError as exc:
+        click.echo(f"dfqbench: error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("dfqbench: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"dfqbench: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Data sets: the harness (never a method) reads them."""

@@ -1,0 +1,23 @@
+"""Errors the CLI turns into one clear line and exit code 2 (never a traceback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class DfqError(Exception):
+    """Bad input or environment: the message is shown to the user as one line."""
+
+
+def unknown(kind: str, value: str, choices: Iterable[str]) -> DfqError:
+    """``unknown method 'gdfqq'; valid choices: adadfq, gdfq, ...``"""
+    valid = ", ".join(sorted(choices)) or "(none registered)"
+    return DfqError(f"unknown {kind} {value!r}; valid choices: {valid}")
+
+
+class DataFreeViolation(RuntimeError):
+    """A data-free method asked the harness for real data."""
+
+
+class Diverged(RuntimeError):
+    """A method produced a non-finite loss or model; the cell is recorded as ``diverged``."""

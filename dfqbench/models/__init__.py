@@ -1,0 +1,1 @@
+"""Model architectures dfqbench defines itself (the compact nets of the digits suite)."""

@@ -1,0 +1,153 @@
+"""The plan: suite × methods × models × bits × seeds → cells, each with a stable key.
+
+A :class:`Cell` is plain data (strings, ints, dicts): it pickles and serialises to JSON,
+so any executor can ship it to another process or machine. Its key is a hash of exactly
+its fields; the device is not one of them (same cell, wherever it runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from dfqbench import overrides
+from dfqbench.api import Method, MethodInfo, Task, config_to_dict, load_object
+from dfqbench.bits import label
+from dfqbench.errors import DfqError, unknown
+from dfqbench.quant.settings import DEFAULT_FOR_FAMILY, QuantSettings, preset
+from dfqbench.registry import Registry
+
+BUDGETS = ("paper", "default", "smoke")
+BUDGET_HELP = "paper: the method's published schedule; default: minutes on a CPU for digits; smoke: a few steps"
+
+
+@dataclass(frozen=True)
+class Cell:
+    suite: str
+    dataset: str
+    model: str
+    method: str
+    w_bits: int
+    a_bits: int
+    seed: int
+    budget: str
+    quantizer: dict[str, Any] = field(compare=True)
+    config: dict[str, Any] = field(compare=True)
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    @property
+    def bits(self) -> str:
+        return label(self.w_bits, self.a_bits)
+
+    @property
+    def title(self) -> str:
+        return f"{self.method} · {self.model} · {self.bits} · seed {self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Plan:
+    cells: list[Cell]
+    #: (method, model) pairs left out because the method does not support the model family
+    skipped: list[tuple[str, str, str]]
+
+
+_IMPLS: dict[str, Method] = {}
+
+
+def method_impl(info: MethodInfo) -> Method:
+    """The method's implementation object (imported on first use, then reused)."""
+    if info.impl not in _IMPLS:
+        cls = load_object(info.impl)
+        _IMPLS[info.impl] = cls()
+    return _IMPLS[info.impl]
+
+
+def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, a_bits: int) -> Task:
+    ds = reg.dataset(dataset).info
+    return Task(
+        suite=suite,
+        dataset=dataset,
+        model=model,
+        family=reg.model(model).info.family,
+        num_classes=ds.num_classes,
+        input_shape=tuple(ds.input_shape),
+        mean=tuple(ds.mean),
+        std=tuple(ds.std),
+        w_bits=w_bits,
+        a_bits=a_bits,
+    )
+
+
+def quantizer_for(family: str, name: str, changes: dict[str, Any]) -> QuantSettings:
+    if name == "auto":
+        name = DEFAULT_FOR_FAMILY.get(family, "")
+        if not name:
+            raise DfqError(f"no default quantizer for model family {family!r}; pass --quantizer")
+    return overrides.apply(preset(name), changes, "quantizer").validate()
+
+
+def make_plan(
+    reg: Registry,
+    suite: str,
+    methods: list[str],
+    models: list[str] | None,
+    bits: list[tuple[int, int]],
+    seeds: list[int],
+    budget: str,
+    quantizer: str = "auto",
+    changes: dict[str, dict[str, Any]] | None = None,
+) -> Plan:
+    """Expand the matrix in the order that reuses work: model → seed → method → bits."""
+    if budget not in BUDGETS:
+        raise unknown("budget", budget, BUDGETS)
+    changes = dict(changes or {})
+    suite_info = reg.suite(suite).info
+    infos = [reg.method(name).info for name in methods]
+    for target in changes:
+        if target != "quantizer" and target not in methods:
+            raise unknown("--set target", target, ["quantizer", *methods])
+    rows = list(suite_info.rows)
+    if models is not None:
+        suite_models = [m for _, m in rows]
+        for name in models:
+            if name not in suite_models:
+                raise unknown(f"model of suite {suite!r}", name, suite_models)
+        rows = [(d, m) for d, m in rows if m in models]
+    cells: list[Cell] = []
+    skipped: list[tuple[str, str, str]] = []
+    for dataset, model in rows:
+        family = reg.model(model).info.family
+        qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}))
+        for seed in seeds:
+            for info in infos:
+                if family not in info.families:
+                    if seed == seeds[0]:
+                        skipped.append((info.name, model, f"{info.name} supports {'/'.join(info.families)} models, {model} is a {family}"))
+                    continue
+                impl = method_impl(info)
+                for w_bits, a_bits in bits:
+                    task = make_task(reg, suite, dataset, model, w_bits, a_bits)
+                    config = overrides.apply(impl.config(task, budget), changes.get(info.name, {}), info.name)
+                    cells.append(
+                        Cell(suite, dataset, model, info.name, w_bits, a_bits, seed, budget, qsettings.to_dict(), config_to_dict(config))
+                    )
+    return Plan(cells, skipped)
+
+
+def resolved_config(reg: Registry, cell: Cell) -> Any:
+    """The method's config object for ``cell`` (rebuilt from the cell's plain data)."""
+    impl = method_impl(reg.method(cell.method).info)
+    task = make_task(reg, cell.suite, cell.dataset, cell.model, cell.w_bits, cell.a_bits)
+    default = impl.config(task, cell.budget)
+    values = {k: tuple(v) if isinstance(getattr(default, k, None), tuple) else v for k, v in cell.config.items()}
+    return dataclasses.replace(default, **values) if dataclasses.is_dataclass(default) else values

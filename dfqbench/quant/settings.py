@@ -1,0 +1,87 @@
+"""The quantizer convention as data: one settings object, recorded with every cell.
+
+The default, ``gdfq``, is the convention of the GDFQ family's code (ZeroQ → GDFQ → Qimera
+→ AdaDFQ share the quantizer file byte for byte; see ``shared/methods``):
+
+* weights: per output channel, asymmetric min/max of the current latent FP weights,
+  recomputed at every forward, 2^n levels, zero exactly representable;
+* activations: one asymmetric per-tensor quantizer after every ReLU/ReLU6 call site;
+  ranges from an exponential moving average (momentum 0.9) while calibrating, then frozen;
+* identity straight-through gradient (no clip mask); BN not folded; the first and last
+  layers at the same bit-width as the rest; the input image not quantized.
+
+Deliberate deviation: the reference's EMA "bias correction" divides the *stored* value by
+(1 − β^t), so ranges balloon to ~4000× the batch maximum around update 21 before settling
+after ~200 updates. We apply the Adam-style correction it intended (the first update
+equals the batch statistic), which reaches the same plain EMA after the transient.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from dfqbench.errors import DfqError, unknown
+
+WEIGHT_SCHEMES = ("asym-minmax-channel",)
+ACT_RANGES = ("ema", "minmax")
+ACT_SITES = ("after-relu",)
+CALIBRATE_MODES = ("quantized", "fp")
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    name: str = "gdfq"
+    weight: str = "asym-minmax-channel"
+    #: activation range estimator: ``ema`` (bias-corrected, ``act_momentum``) or ``minmax``
+    #: (cumulative min/max, as ZeroQ and ZAQ; for post-ReLU sites it includes 0).
+    act_range: str = "ema"
+    act_momentum: float = 0.9
+    act_sites: str = "after-relu"
+    #: ``quantized``: while ranges are being calibrated the forward already quantizes with
+    #: the updated range (GDFQ family). ``fp``: calibration observes the FP network.
+    calibrate: str = "quantized"
+    #: bit-width of the first and last weight layers; None means "same as the others".
+    first_last_bits: int | None = None
+    quantize_input: bool = False
+    fold_bn: bool = False
+    ste: str = "identity"
+
+    def validate(self) -> QuantSettings:
+        for field_name, choices in (
+            ("weight", WEIGHT_SCHEMES),
+            ("act_range", ACT_RANGES),
+            ("act_sites", ACT_SITES),
+            ("calibrate", CALIBRATE_MODES),
+            ("ste", ("identity",)),
+        ):
+            value = getattr(self, field_name)
+            if value not in choices:
+                raise unknown(f"quantizer {field_name}", value, choices)
+        if self.fold_bn:
+            raise DfqError("quantizer fold_bn=True is not implemented; valid choices: False")
+        if not 0.0 < self.act_momentum < 1.0:
+            raise DfqError(f"quantizer act_momentum={self.act_momentum} must lie in (0, 1)")
+        if self.first_last_bits is not None and not 1 <= self.first_last_bits <= 32:
+            raise DfqError(f"quantizer first_last_bits={self.first_last_bits} must be in 1..32 or None")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: Named conventions. ``gdfq`` is the default for CNNs.
+PRESETS: dict[str, QuantSettings] = {
+    "gdfq": QuantSettings(),
+    # ZeroQ's and ZAQ's own estimator: cumulative min/max instead of the EMA.
+    "zeroq": QuantSettings(name="zeroq", act_range="minmax"),
+}
+
+DEFAULT_FOR_FAMILY = {"cnn": "gdfq"}
+
+
+def preset(name: str) -> QuantSettings:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise unknown("quantizer", name, PRESETS) from None

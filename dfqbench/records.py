@@ -1,0 +1,83 @@
+"""Run records: one JSON object per cell, appended to ``records.jsonl``, never rewritten.
+
+Records are the single source of truth; every table is regenerated from them. A record
+is appended with one ``write`` call under an exclusive lock and flushed to disk, so
+concurrent writers (several executors on one file system) cannot interleave lines and a
+crash cannot lose a completed cell.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from dfqbench.errors import DfqError
+
+SCHEMA = 1
+STATUSES = ("ok", "failed", "diverged")
+REQUIRED = ("key", "status", "cell")
+
+
+class RecordStore:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def check_writable(self) -> None:
+        """Fail early, before any work, if records cannot be written."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a"):
+                pass
+        except OSError as exc:
+            raise DfqError(
+                f"cannot write records to {self.path}: {exc.strerror or exc}; choose a writable folder with --results"
+            ) from None
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        records = []
+        with open(self.path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                records.append(parse_line(line, self.path, number))
+        return records
+
+    def ok_keys(self) -> set[str]:
+        return {r["key"] for r in self.read() if r["status"] == "ok"}
+
+
+def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
+    where = f"{path} line {number}"
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DfqError(f"{where} is not valid JSON ({exc.msg}); fix or delete that line, the others are intact") from None
+    if not isinstance(record, dict) or any(k not in record for k in REQUIRED):
+        raise DfqError(f"{where} is not a dfqbench record (needs {', '.join(REQUIRED)}); fix or delete that line")
+    if record["status"] not in STATUSES:
+        raise DfqError(f"{where} has unknown status {record['status']!r}; valid choices: {', '.join(STATUSES)}")
+    return record
+
+
+def latest(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last record of each cell key (a rerun with ``--no-resume`` supersedes)."""
+    by_key: dict[str, dict[str, Any]] = {}
+    for record in records:
+        by_key.pop(record["key"], None)
+        by_key[record["key"]] = record
+    return list(by_key.values())

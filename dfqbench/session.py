@@ -1,0 +1,177 @@
+"""Run one cell: teacher → quantized copy → method (no real data) → evaluation → record.
+
+A :class:`Session` lives in one worker process and keeps what cells share: each FP teacher
+and its accuracy (loaded and measured once per dataset/model), the validation splits, and
+bit-independent work of the methods. Whatever happens inside a method becomes the cell's
+record (``ok``, ``failed`` or ``diverged``); only Ctrl-C and bad user input escape.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import platform
+import resource
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+import dfqbench
+from dfqbench import quant
+from dfqbench.api import load_object
+from dfqbench.context import RunContext, SharedWork
+from dfqbench.errors import DfqError, Diverged
+from dfqbench.evaluate import evaluate
+from dfqbench.plan import Cell, make_task, method_impl, resolved_config
+from dfqbench.progress import SILENT, Display
+from dfqbench.quant.settings import QuantSettings
+from dfqbench.records import SCHEMA
+from dfqbench.registry import Registry
+from dfqbench.seeding import describe_device, seed_everything
+from dfqbench.zoo import ZooEnv
+
+
+@dataclass
+class Teacher:
+    module: nn.Module
+    fp_top1: float
+    fp_top5: float
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+class Session:
+    def __init__(self, registry: Registry, device: torch.device, zoo: ZooEnv | None = None, display: Display = SILENT):
+        self.registry = registry
+        self.device = device
+        self.zoo = zoo or ZooEnv(display=display)
+        self.display = display
+        self.shared = SharedWork()
+        self._teachers: dict[tuple[str, str], Teacher] = {}
+        self._splits: dict[tuple[str, str], Dataset] = {}
+
+    # -- shared state -------------------------------------------------------------------
+    def split(self, dataset: str, split: str) -> Dataset:
+        if (dataset, split) not in self._splits:
+            info = self.registry.dataset(dataset).info
+            self._splits[dataset, split] = load_object(info.loader)(split, self.zoo)
+        return self._splits[dataset, split]
+
+    def teacher(self, dataset: str, model: str) -> Teacher:
+        """The frozen FP teacher and its validation accuracy, once per (dataset, model)."""
+        if (dataset, model) not in self._teachers:
+            info = self.registry.model(model).info
+            module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo)
+            module = freeze(module.to(self.device))
+            top1, top5 = evaluate(module, self.split(dataset, "val"), self.device)
+            self._teachers[dataset, model] = Teacher(module, top1, top5)
+            self.display.print(f"teacher {model} on {dataset}: FP top-1 {top1:.2f}%")
+        return self._teachers[dataset, model]
+
+    # -- one cell -----------------------------------------------------------------------
+    def run(self, cell: Cell) -> dict[str, Any]:
+        entry = self.registry.method(cell.method)
+        record = self._skeleton(cell, entry)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = time.perf_counter()
+        ctx = None
+        try:
+            teacher = self.teacher(cell.dataset, cell.model)
+            record.update(fp_top1=teacher.fp_top1, fp_top5=teacher.fp_top5)
+            seed_everything(cell.seed)
+            task = make_task(self.registry, cell.suite, cell.dataset, cell.model, cell.w_bits, cell.a_bits)
+            config = resolved_config(self.registry, cell)
+            qmodel = quant.wrap(teacher.module, cell.w_bits, cell.a_bits, QuantSettings(**cell.quantizer))
+            record["quant_sites"] = quant.describe(qmodel)
+            real_data = None if entry.info.data_free else (lambda split: self.split(cell.dataset, split))
+            ctx = RunContext(task, self.device, cell.seed, cell.budget, self.display, self.shared, real_data)
+            impl = method_impl(entry.info)
+            result = impl.quantize(freeze(copy.deepcopy(teacher.module)), qmodel, task, config, ctx)
+            result = self._checked(result)
+            record["top1"], record["top5"] = evaluate(result, self.split(cell.dataset, "val"), self.device)
+            record["status"] = "ok"
+        except (KeyboardInterrupt, DfqError):
+            raise
+        except Diverged as exc:
+            record.update(status="diverged", error=_error(exc))
+        except Exception as exc:  # any failure inside a method is this cell's outcome
+            record.update(status="failed", error=_error(exc))
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        finally:
+            record["wall_time_s"] = round(time.perf_counter() - start, 3)
+            record["finished"] = _now()
+            record["peak_mem_mb"], record["peak_mem_scope"] = self._peak_memory()
+            if ctx is not None:
+                record["metrics"] = ctx.metrics
+        return record
+
+    def _checked(self, result: Any) -> nn.Module:
+        if not isinstance(result, nn.Module):
+            raise TypeError(f"quantize() must return the quantized model, got {type(result).__name__}")
+        missing = quant.uncalibrated(result)
+        if missing:
+            raise RuntimeError(f"method left {len(missing)} activation quantizer(s) uncalibrated, e.g. {missing[0]}")
+        quant.set_calibrating(result, False)  # evaluation never moves a range
+        for name, tensor in [*result.named_parameters(), *result.named_buffers()]:
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+                raise Diverged(f"non-finite values in {name}")
+        return result
+
+    def _skeleton(self, cell: Cell, entry: Any) -> dict[str, Any]:
+        models, datasets = self.registry.models, self.registry.datasets
+        return {
+            "schema": SCHEMA,
+            "key": cell.key,
+            "cell": cell.to_dict(),
+            "status": "failed",
+            "top1": None,
+            "top5": None,
+            "fp_top1": None,
+            "fp_top5": None,
+            "labels": {
+                "method": entry.info.display_name,
+                "data_free": entry.info.data_free,
+                "year": entry.info.year,
+                "model": models[cell.model].info.display_name if cell.model in models else cell.model,
+                "dataset": datasets[cell.dataset].info.display_name if cell.dataset in datasets else cell.dataset,
+            },
+            "device": describe_device(self.device),
+            "versions": {
+                "dfqbench": dfqbench.__version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "plugin": {"name": entry.plugin.name, "distribution": entry.plugin.distribution, "version": entry.plugin.version},
+            },
+            "error": None,
+            "started": _now(),
+        }
+
+    def _peak_memory(self) -> tuple[float, str]:
+        if self.device.type == "cuda":
+            return round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1), "cuda allocated, this cell"
+        scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1), "process RSS, whole run"
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)[-8:]),
+    }
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,66 @@
+"""Teachers of the embedded ``digits`` suite: trained deterministically on first use, cached.
+
+The cache file name is a fingerprint of the architecture, the training recipe and the data
+split, so changing any of them retrains instead of silently reusing stale weights.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import torch
+from torch import nn
+
+from dfqbench.api import DatasetInfo
+from dfqbench.data import digits
+from dfqbench.errors import DfqError
+from dfqbench.evaluate import evaluate
+from dfqbench.models.cifar_resnet import CIFARResNet
+from dfqbench.models.mobilenetv2 import MobileNetV2
+from dfqbench.zoo import ZooEnv
+from dfqbench.zoo.store import fingerprint, load_state_dict, save_state_dict
+from dfqbench.zoo.train import Recipe, train_classifier
+
+ARCHITECTURES = {
+    "resnet20-digits": (CIFARResNet, {"in_channels": 1, "num_classes": 10, "depth": 20, "widths": (4, 8, 16)}),
+    "mobilenetv2-digits": (
+        MobileNetV2,
+        {
+            "in_channels": 1,
+            "num_classes": 10,
+            "init_channels": 8,
+            "stages": ((8, 1, 1), (12, 2, 2), (16, 2, 2), (24, 1, 1)),
+            "final_channels": 64,
+        },
+    ),
+}
+RECIPES = {name: Recipe(weight_decay=0.0) for name in ARCHITECTURES}
+
+
+def load(name: str, dataset: DatasetInfo, env: ZooEnv) -> nn.Module:
+    if dataset.name != "digits":
+        raise DfqError(f"model {name!r} of the digits suite has no weights for dataset {dataset.name!r}; valid choices: digits")
+    cls, kwargs = ARCHITECTURES[name]
+    recipe = RECIPES[name]
+    spec = {"arch": cls.__name__, "kwargs": kwargs, "recipe": recipe.to_dict(), "split": [digits.SPLIT_SEED, digits.VAL_FRACTION]}
+    path = env.cache_dir / "models" / "digits" / f"{name}-{fingerprint(spec)}.pt"
+    torch.manual_seed(recipe.seed)
+    model = cls(**kwargs)
+    if path.exists():
+        model.load_state_dict(load_state_dict(path))
+        return model.eval()
+    background = (0.0 - digits.MEAN[0]) / digits.STD[0]
+    train_classifier(model, digits.load_split("train"), recipe, background, f"training {name} on digits (first use)", env.display)
+    top1, _ = evaluate(model, digits.load_split("val"), torch.device("cpu"))
+    meta = {"spec": spec, "val_top1": top1, "torch": torch.__version__, "trained": datetime.datetime.now().isoformat()}
+    save_state_dict(model.state_dict(), path, meta)
+    env.display.print(f"trained {name} on digits: FP top-1 {top1:.2f}% → cached at {path}")
+    return model.eval()
+
+
+def resnet20_digits(dataset: DatasetInfo, env: ZooEnv) -> nn.Module:
+    return load("resnet20-digits", dataset, env)
+
+
+def mobilenetv2_digits(dataset: DatasetInfo, env: ZooEnv) -> nn.Module:
+    return load("mobilenetv2-digits", dataset, env)
