@@ -9,10 +9,10 @@ class DfqError(Exception):
     """Bad input or environment: the message is shown to the user as one line."""
 
 
-def unknown(kind: str, value: str, choices: Iterable[str]) -> DfqError:
+def unknown(kind: str, value: str, choices: Iterable[str], where: str = "") -> DfqError:
     """``unknown method 'gdfqq'; valid choices: adadfq, gdfq, ...``"""
     valid = ", ".join(sorted(choices)) or "(none registered)"
-    return DfqError(f"unknown {kind} {value!r}; valid choices: {valid}")
+    return DfqError(f"unknown {kind} {value!r}{where}; valid choices: {valid}")
 
 
 class DataFreeViolation(RuntimeError):

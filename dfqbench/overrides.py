@@ -33,7 +33,7 @@ def apply(obj: Any, changes: dict[str, Any], what: str) -> Any:
     coerced = {}
     for name, value in changes.items():
         if name not in fields:
-            raise unknown(f"field of {what}", name, fields)
+            raise unknown("field", name, fields, f" of {what}")
         current = getattr(obj, name)
         coerced[name] = _coerce(value, current, f"{what}.{name}")
     return dataclasses.replace(obj, **coerced)
@@ -51,4 +51,4 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
         return tuple(value)
     elif isinstance(value, type(current)) and not isinstance(value, bool):
         return value
-    raise DfqError(f"bad --set value for {where}: {value!r} is not a {type(current).__name__}")
+    raise DfqError(f"bad --set value for {where}: {value!r} is not of type {type(current).__name__}")

@@ -121,7 +121,7 @@ def make_plan(
         suite_models = [m for _, m in rows]
         for name in models:
             if name not in suite_models:
-                raise unknown(f"model of suite {suite!r}", name, suite_models)
+                raise unknown("model", name, suite_models, f" in suite {suite!r}")
         rows = [(d, m) for d, m in rows if m in models]
     cells: list[Cell] = []
     skipped: list[tuple[str, str, str]] = []

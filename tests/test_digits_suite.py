@@ -1,0 +1,78 @@
+"""The embedded digits suite: a fixed split, its constants, deterministic cached teachers."""
+
+import numpy as np
+import pytest
+import torch
+
+from dfqbench.api import DatasetInfo
+from dfqbench.data import digits
+from dfqbench.evaluate import evaluate
+from dfqbench.registry import load_registry
+from dfqbench.zoo import ZooEnv
+from dfqbench.zoo.train import Recipe, train_classifier
+
+
+def test_split_is_fixed_stratified_and_disjoint():
+    train_x, train_y = digits.raw_split("train")
+    val_x, val_y = digits.raw_split("val")
+    assert (len(train_y), len(val_y)) == (1198, 599)
+    assert train_x.shape[1:] == (1, 8, 8) and 0.0 <= train_x.min() and train_x.max() <= 1.0
+    assert np.all(np.bincount(val_y) >= 57)
+    idx = digits._split_indices()
+    assert not set(idx["train"]) & set(idx["val"])
+
+
+def test_normalisation_constants_are_the_training_split_statistics():
+    images, _ = digits.raw_split("train")
+    assert images.mean() == pytest.approx(digits.MEAN[0], abs=1e-4)
+    assert images.std() == pytest.approx(digits.STD[0], abs=1e-4)
+    info = load_registry().dataset("digits").info
+    assert (info.mean, info.std) == (digits.MEAN, digits.STD)
+
+
+def test_training_is_deterministic():
+    from dfqbench.models.cifar_resnet import CIFARResNet
+
+    data = digits.load_split("train")
+    states = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = CIFARResNet(1, 10, 8, (4, 8))
+        train_classifier(model, data, Recipe(epochs=1, seed=3), background=-0.8)
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_teachers_are_accurate_and_cached(tmp_path, monkeypatch):
+    import dfqbench_suites.digits as zoo
+
+    reg = load_registry()
+    info = reg.dataset("digits").info
+    env = ZooEnv()  # the user cache, shared with every other test: trained once per machine
+
+    val = digits.load_split("val")
+    for name in ("resnet20-digits", "mobilenetv2-digits"):
+        model = zoo.load(name, info, env)
+        top1, _ = evaluate(model, val, torch.device("cpu"))
+        assert top1 >= 97.0
+    # a cached teacher is loaded, never retrained
+    monkeypatch.setattr(zoo, "train_classifier", lambda *a, **k: pytest.fail("retrained a cached teacher"))
+    zoo.load("resnet20-digits", info, env)
+
+
+def test_cache_files_are_plain_state_dicts(tmp_path):
+    from dfqbench.zoo.store import load_state_dict, save_state_dict
+
+    path = tmp_path / "m.pt"
+    save_state_dict({"w": torch.ones(2)}, path, {"note": "x"})
+    assert torch.equal(load_state_dict(path)["w"], torch.ones(2))
+    assert path.with_suffix(".json").exists()
+
+
+def test_digits_weights_refuse_other_datasets():
+    import dfqbench_suites.digits as zoo
+    from dfqbench.errors import DfqError
+
+    other = DatasetInfo("cifar10", "CIFAR-10", 10, (3, 32, 32), (0.5,) * 3, (0.5,) * 3, "x:y")
+    with pytest.raises(DfqError, match="no weights for dataset 'cifar10'"):
+        zoo.load("resnet20-digits", other, ZooEnv())

@@ -1,0 +1,48 @@
+"""The record store: append-only, atomic lines, corrupt lines reported precisely."""
+
+import json
+import multiprocessing
+
+import pytest
+
+from dfqbench.errors import DfqError
+from dfqbench.records import RecordStore
+
+
+def _writer(path, worker):
+    store = RecordStore(path)
+    for i in range(50):
+        store.append({"key": f"{worker}-{i}", "status": "ok", "cell": {}, "pad": "x" * 5000})
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    path = tmp_path / "records.jsonl"
+    procs = [multiprocessing.get_context("fork").Process(target=_writer, args=(path, w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    recs = RecordStore(path).read()
+    assert len(recs) == 200 and len({r["key"] for r in recs}) == 200
+
+
+def test_corrupt_and_foreign_lines(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps({"key": "a", "status": "ok", "cell": {}}) + "\n" + json.dumps({"hello": 1}) + "\n")
+    with pytest.raises(DfqError, match="line 2 is not a dfqbench record"):
+        RecordStore(path).read()
+    path.write_text(json.dumps({"key": "a", "status": "done", "cell": {}}) + "\n")
+    with pytest.raises(DfqError, match="line 1 has unknown status 'done'; valid choices: ok, failed, diverged"):
+        RecordStore(path).read()
+
+
+def test_ok_keys_ignore_failures(tmp_path):
+    store = RecordStore(tmp_path / "r.jsonl")
+    store.append({"key": "a", "status": "failed", "cell": {}})
+    store.append({"key": "b", "status": "ok", "cell": {}})
+    assert store.ok_keys() == {"b"}
+
+
+def test_non_finite_numbers_are_refused(tmp_path):
+    with pytest.raises(ValueError):
+        RecordStore(tmp_path / "r.jsonl").append({"key": "a", "status": "ok", "cell": {}, "top1": float("nan")})

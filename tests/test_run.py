@@ -1,0 +1,213 @@
+"""``dfqbench run`` end to end on the digits suite: records, resume, isolation, guarantees."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from dfqbench.records import RecordStore
+
+
+def records(results, suite="digits"):
+    return RecordStore(results / suite / "records.jsonl").read()
+
+
+def test_baselines_smoke_matrix_end_to_end(cli, tmp_path):
+    results = tmp_path / "results"
+    res = cli("run", "--methods", "noise,real-calib", "--bits", "2,3,4", "--budget", "smoke", "--results", str(results))
+    assert res.code == 0, res.err
+    recs = records(results)
+    assert len(recs) == 2 * 2 * 3  # models × methods × bits
+    assert {r["status"] for r in recs} == {"ok"}
+    for r in recs:
+        assert r["fp_top1"] >= 97.0
+        assert r["cell"]["budget"] == "smoke"
+        assert r["versions"]["torch"] == torch.__version__
+        assert r["wall_time_s"] > 0 and r["peak_mem_mb"] > 0
+        assert r["cell"]["quantizer"]["act_range"] == "ema"
+    four_bit = [r for r in recs if r["cell"]["w_bits"] == 4]
+    assert all(r["top1"] > 80.0 for r in four_bit)  # calibration alone keeps 4-bit usable
+    two_bit = [r for r in recs if r["cell"]["w_bits"] == 2]
+    assert all(r["top1"] < r["fp_top1"] - 30 for r in two_bit)  # and 2-bit is badly hurt
+    table = (results / "digits" / "table.md").read_text()
+    assert "budget `smoke`" in table and "quantizer `gdfq`" in table and "dfqbench 0.1.0" in table
+    fp = next(r["fp_top1"] for r in recs if r["cell"]["model"] == "resnet20-digits")
+    assert f"ResNet-20 (4/8/16) ({fp:.2f})" in table
+    assert "Real-calib†" in table
+    assert "### Suite `digits`" in res.out  # the table is printed
+    assert "plugins: " in res.err and "baselines (dfqbench 0.1.0)" in res.err
+    csv = (results / "digits" / "table.csv").read_text().splitlines()
+    assert len(csv) == 1 + 12
+
+
+def test_second_run_does_no_work(cli, tmp_path):
+    args = ("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "3,4", "--budget", "smoke", "--results", str(tmp_path))
+    assert cli(*args).code == 0
+    before = (tmp_path / "digits" / "records.jsonl").read_text()
+    again = cli(*args)
+    assert again.code == 0
+    assert "2 cells planned, 2 already done, 0 to run" in again.err
+    assert (tmp_path / "digits" / "records.jsonl").read_text() == before
+    rerun = cli(*args, "--no-resume")
+    assert "0 already done, 2 to run" in rerun.err
+    assert len(records(tmp_path)) == 4  # appended, never rewritten
+
+
+def test_interrupted_run_keeps_completed_cells_and_resumes(cli, probes, tmp_path, monkeypatch):
+    args = ("run", "--methods", "probe-interrupt", "--models", "resnet20-digits", "--bits", "3,4,5", "--results", str(tmp_path))
+    monkeypatch.setenv("DFQBENCH_PROBE_INTERRUPT", "1")
+    first = cli(*args)
+    assert first.code == 130
+    assert "interrupted" in first.err
+    done = records(tmp_path)
+    assert [r["cell"]["w_bits"] for r in done] == [3]  # the cell before Ctrl-C is kept
+    assert (tmp_path / "digits" / "table.md").exists()
+    monkeypatch.delenv("DFQBENCH_PROBE_INTERRUPT")
+    second = cli(*args)
+    assert second.code == 0
+    assert "3 cells planned, 1 already done, 2 to run" in second.err
+    assert sorted(r["cell"]["w_bits"] for r in records(tmp_path)) == [3, 4, 5]
+
+
+def test_real_sigint_stops_cleanly(probes, tmp_path):
+    env = dict(os.environ, DFQBENCH_PROBE_SLEEP="2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dfqbench", "run", "--methods", "probe-slow", "--models", "resnet20-digits",
+         "--bits", "3,4,5,6", "--results", str(tmp_path)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    path = tmp_path / "digits" / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (path.exists() and path.read_text().strip()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    kept = records(tmp_path)
+    assert 1 <= len(kept) < 4 and all(r["status"] == "ok" for r in kept)
+
+
+def test_each_cell_is_isolated(cli, probes, tmp_path):
+    res = cli("run", "--methods", "probe-fail,probe-nan,probe-oom,probe-uncalibrated,noise",
+              "--models", "resnet20-digits", "--bits", "3", "--results", str(tmp_path))
+    assert res.code == 0
+    status = {r["cell"]["method"]: r for r in records(tmp_path)}
+    assert status["probe-fail"]["status"] == "failed"
+    assert status["probe-fail"]["error"]["type"] == "ValueError"
+    assert status["probe-nan"]["status"] == "diverged"
+    assert "loss became nan" in status["probe-nan"]["error"]["message"]
+    assert status["probe-oom"]["status"] == "failed"
+    assert status["probe-oom"]["error"]["type"] == "OutOfMemoryError"
+    assert status["probe-uncalibrated"]["status"] == "failed"
+    assert "uncalibrated" in status["probe-uncalibrated"]["error"]["message"]
+    assert status["noise"]["status"] == "ok"  # the run went on after every failure
+    table = (tmp_path / "digits" / "table.md").read_text()
+    assert "| failed" in table and "| diverged" in table
+
+
+def test_third_party_plugin_runs_in_a_matrix(cli, example_plugin, tmp_path):
+    res = cli("run", "--methods", "uniform-calib,noise", "--bits", "4", "--budget", "smoke", "--results", str(tmp_path))
+    assert res.code == 0, res.err
+    ours = [r for r in records(tmp_path) if r["cell"]["method"] == "uniform-calib"]
+    assert len(ours) == 2 and all(r["status"] == "ok" for r in ours)
+    assert ours[0]["versions"]["plugin"] == {"name": "example", "distribution": "dfqbench-example", "version": "0.2.0"}
+    assert all(r["top1"] > 50 for r in ours)
+    assert "Uniform-calib" in (tmp_path / "digits" / "table.md").read_text()
+    assert "example (dfqbench-example 0.2.0)" in res.err
+
+
+def test_same_seed_same_device_same_record(cli, tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        res = cli("run", "--methods", "noise", "--models", "mobilenetv2-digits", "--bits", "3", "--seeds", "0,1",
+                  "--budget", "smoke", "--results", str(tmp_path / name))
+        assert res.code == 0
+        outs.append([(r["key"], r["top1"], r["top5"], r["metrics"]) for r in records(tmp_path / name)])
+    assert outs[0] == outs[1]
+    assert outs[0][0][1] != outs[0][1][1]  # and the seed matters
+
+
+def test_key_is_a_hash_of_exactly_the_cell():
+    from dfqbench.plan import Cell
+
+    base = dict(suite="digits", dataset="digits", model="m", method="noise", w_bits=4, a_bits=4, seed=0,
+                budget="default", quantizer={"name": "gdfq"}, config={"batches": 32})
+    key = Cell(**base).key
+    assert Cell(**dict(base)).key == key
+    for field, value in [("seed", 1), ("budget", "smoke"), ("a_bits", 8), ("config", {"batches": 31}),
+                         ("quantizer", {"name": "zeroq"})]:
+        assert Cell(**{**base, field: value}).key != key
+
+
+class TestDataFree:
+    def test_data_free_methods_never_get_real_data(self, cli, probes, tmp_path, monkeypatch):
+        from dfqbench.data import digits
+        from dfqbench.errors import DataFreeViolation
+
+        requested = []
+        original = digits.load_split
+        monkeypatch.setattr(digits, "load_split", lambda split, env=None: requested.append(split) or original(split, env))
+        from dfqbench_probes import methods
+
+        methods.SEEN.clear()
+        res = cli("run", "--methods", "probe-spy,probe-greedy,noise", "--models", "resnet20-digits", "--bits", "4",
+                  "--results", str(tmp_path))
+        assert res.code == 0
+        assert "train" not in requested  # the training split is not even loaded
+        (seen,) = methods.SEEN
+        with pytest.raises(DataFreeViolation):
+            seen["ctx"].real_data("train")
+        for value in vars(seen["ctx"]).values():
+            assert not isinstance(value, (torch.utils.data.Dataset, torch.utils.data.DataLoader))
+        greedy = next(r for r in records(tmp_path) if r["cell"]["method"] == "probe-greedy")
+        assert greedy["status"] == "failed" and greedy["error"]["type"] == "DataFreeViolation"
+
+    def test_only_the_declared_reference_reads_the_training_split(self, cli, tmp_path, monkeypatch):
+        from dfqbench.data import digits
+
+        requested = []
+        original = digits.load_split
+        monkeypatch.setattr(digits, "load_split", lambda split, env=None: requested.append(split) or original(split, env))
+        res = cli("run", "--methods", "real-calib", "--models", "resnet20-digits", "--bits", "4", "--budget", "smoke",
+                  "--results", str(tmp_path))
+        assert res.code == 0
+        assert "train" in requested and records(tmp_path)[0]["labels"]["data_free"] is False
+
+    def test_evaluation_never_moves_activation_ranges(self, probes, tmp_path):
+        from dfqbench.plan import make_plan
+        from dfqbench.quant import quant_acts
+        from dfqbench.registry import load_registry
+        from dfqbench.session import Session
+
+        reg = load_registry()
+        (cell,) = make_plan(reg, "digits", ["probe-leave-open"], ["resnet20-digits"], [(3, 3)], [0], "default").cells
+        session = Session(reg, torch.device("cpu"))
+        captured = {}
+        original = session._checked
+
+        def spy(result):
+            captured["before"] = [(a.x_min.item(), a.x_max.item()) for _, a in quant_acts(result)]
+            captured["model"] = original(result)
+            return captured["model"]
+
+        session._checked = spy
+        record = session.run(cell)
+        assert record["status"] == "ok"
+        after = [(a.x_min.item(), a.x_max.item()) for _, a in quant_acts(captured["model"])]
+        assert after == captured["before"]  # no validation image ever reached a range
+
+
+def test_records_are_plain_json_lines(cli, tmp_path):
+    cli("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "3", "--budget", "smoke", "--results", str(tmp_path))
+    (line,) = (tmp_path / "digits" / "records.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    for field in ("key", "cell", "status", "top1", "top5", "fp_top1", "wall_time_s", "device", "peak_mem_mb",
+                  "versions", "error", "labels", "quant_sites"):
+        assert field in record
+    assert record["cell"]["config"] == {"batches": 2, "batch_size": 64}

@@ -1,0 +1,62 @@
+"""Tables in the paper's layout, computed from hand-made records."""
+
+import pandas as pd
+
+from dfqbench import tables
+
+
+def record(method, seed, top1, status="ok", bits=4, data_free=True, year=2020, budget="default", label=None):
+    return {
+        "key": f"{method}-{seed}-{bits}-{budget}",
+        "status": status,
+        "cell": {"suite": "digits", "dataset": "digits", "model": "r20", "method": method, "w_bits": bits, "a_bits": bits,
+                 "seed": seed, "budget": budget, "quantizer": {"name": "gdfq"}, "config": {}},
+        "top1": top1 if status == "ok" else None,
+        "top5": 99.0 if status == "ok" else None,
+        "fp_top1": 98.5,
+        "labels": {"method": label or method.upper(), "model": "ResNet-20", "dataset": "Digits", "data_free": data_free, "year": year},
+        "versions": {"dfqbench": "0.1.0"},
+    }
+
+
+RECORDS = [
+    record("gdfq", 0, 90.0), record("gdfq", 1, 92.0), record("gdfq", 2, 94.0),
+    record("zeroq", 0, 80.0), record("zeroq", 1, 0, status="diverged"),
+    record("qimera", 0, 0, status="failed"), record("qimera", 1, 0, status="failed"),
+    record("real", 0, 99.0, data_free=False, label="Real-calib"),
+    record("noise", 0, 70.0, year=0, label="Noise"),
+]
+
+
+def test_summary_mean_std_over_seeds():
+    s = tables.summarize(tables.frame(RECORDS)).set_index("method")
+    assert s.loc["gdfq", "top1_mean"] == 92.0
+    assert s.loc["gdfq", "top1_std"] == 2.0  # sample std of 90, 92, 94
+    assert s.loc["gdfq", "n_ok"] == 3 and s.loc["gdfq", "seeds"] == "0,1,2"
+    assert s.loc["zeroq", "n_ok"] == 1 and s.loc["zeroq", "failures"] == "diverged"
+    assert pd.isna(s.loc["qimera", "top1_mean"])
+
+
+def test_markdown_layout_bold_failures_and_reference_marker():
+    text = tables.markdown(tables.summarize(tables.frame(RECORDS)))
+    assert text.startswith("### Suite `digits` · budget `default` · quantizer `gdfq` · seeds 0, 1, 2 · dfqbench 0.1.0")
+    header = next(l for l in text.splitlines() if l.startswith("| Dataset"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns == ["Dataset", "Model (FP top-1)", "Bits", "Noise", "GDFQ", "QIMERA", "ZEROQ", "Real-calib†"]
+    row = next(l for l in text.splitlines() if l.startswith("| Digits"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[:3] == ["Digits", "ResNet-20 (98.50)", "4w4a"]
+    assert cells[3:] == ["70.00", "**92.00 ± 2.00**", "failed", "80.00 (1/2 ok; diverged)", "99.00"]  # reference never bold
+    assert "† not data-free" in text
+
+
+def test_budgets_never_share_a_table():
+    recs = RECORDS + [record("gdfq", 0, 50.0, budget="smoke")]
+    text = tables.markdown(tables.summarize(tables.frame(recs)))
+    assert text.count("### Suite") == 2 and "budget `smoke`" in text
+
+
+def test_latest_record_of_a_key_wins():
+    newer = record("gdfq", 0, 10.0)
+    s = tables.summarize(tables.frame(RECORDS + [newer])).set_index("method")
+    assert s.loc["gdfq", "top1_mean"] == (10.0 + 92.0 + 94.0) / 3

@@ -1,0 +1,84 @@
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+
+from dfqbench.api import Method
+from dfqbench.quant import calibrating, set_calibrating
+
+#: what Spy saw, for a test in the same process to inspect
+SEEN: list = []
+
+
+@dataclass(frozen=True)
+class Config:
+    batches: int = 2
+
+
+def noise_calibration(qmodel, task, ctx, batches=2):
+    qmodel.eval()
+    with calibrating(qmodel), torch.no_grad():
+        for _ in range(batches):
+            qmodel(torch.randn(32, *task.input_shape, device=ctx.device))
+    return qmodel
+
+
+class _Probe(Method):
+    Config = Config
+
+    def config(self, task, budget):
+        return Config()
+
+
+class Fail(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        raise ValueError("probe failure")
+
+
+class NaN(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        ctx.log(loss=float("nan"))
+        return qmodel
+
+
+class OutOfMemory(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated by the probe)")
+
+
+class Interrupt(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        if os.environ.get("DFQBENCH_PROBE_INTERRUPT") and task.w_bits == 4:
+            raise KeyboardInterrupt
+        return noise_calibration(qmodel, task, ctx)
+
+
+class Slow(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        time.sleep(float(os.environ.get("DFQBENCH_PROBE_SLEEP", "1.0")))
+        return noise_calibration(qmodel, task, ctx)
+
+
+class Spy(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        SEEN.append({"teacher": teacher, "qmodel": qmodel, "task": task, "config": config, "ctx": ctx})
+        return noise_calibration(qmodel, task, ctx)
+
+
+class Greedy(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        ctx.real_data("train")
+        return qmodel
+
+
+class LeaveOpen(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        noise_calibration(qmodel, task, ctx)
+        set_calibrating(qmodel, True)  # like ZAQ's reference: ranges never frozen
+        return qmodel
+
+
+class Uncalibrated(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        return qmodel
