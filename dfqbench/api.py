@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pluggy
@@ -67,8 +68,9 @@ class DatasetInfo:
     input_shape: tuple[int, int, int]  #: (channels, height, width) as the model sees it
     mean: tuple[float, ...]  #: per-channel normalisation of the model input
     std: tuple[float, ...]
-    #: ``"module:function"``; ``function(split, env)`` returns a torch ``Dataset`` of
-    #: (normalised image tensor, label) for ``split`` in ``{"train", "val"}``.
+    #: ``"module:function"``; ``function(split, env, settings)`` returns a torch ``Dataset``
+    #: of (normalised image tensor, label) for ``split`` in ``{"train", "val"}``, prepared
+    #: as the row's data ``settings`` say (see :attr:`SuiteInfo.settings`).
     loader: str
     notes: str = ""
 
@@ -80,8 +82,8 @@ class ModelInfo:
     name: str
     display_name: str
     family: str  #: one of :data:`FAMILIES`
-    #: ``"module:function"``; ``function(dataset, env)`` returns the pretrained FP model for
-    #: ``dataset`` (a :class:`DatasetInfo`) in eval mode.
+    #: ``"module:function"``; ``function(dataset, env, settings)`` returns the pretrained FP
+    #: model for ``dataset`` (a :class:`DatasetInfo`) in eval mode.
     loader: str
     notes: str = ""
 
@@ -96,7 +98,16 @@ class SuiteInfo:
     bits: tuple[str, ...] = ("3", "4", "5")  #: default ``--bits`` entries
     #: ``"package:relative/path.csv"`` of published numbers to show beside ours, or None.
     published: str | None = None
+    #: Data settings of every row (e.g. evaluation preprocessing), recorded with each cell
+    #: and changeable with ``--set data.FIELD=VALUE``. ``mean``/``std`` entries override
+    #: the dataset's normalisation.
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    #: Per-model additions to :attr:`settings` (e.g. a ViT's own resize before cropping).
+    model_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     notes: str = ""
+
+    def data_settings(self, model: str) -> dict[str, Any]:
+        return {**self.settings, **self.model_settings.get(model, {})}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ class DfqError(Exception):
 
 def unknown(kind: str, value: str, choices: Iterable[str], where: str = "") -> DfqError:
     """``unknown method 'gdfqq'; valid choices: adadfq, gdfq, ...``"""
-    valid = ", ".join(sorted(choices)) or "(none registered)"
+    valid = ", ".join(sorted(choices)) or "(none)"
     return DfqError(f"unknown {kind} {value!r}{where}; valid choices: {valid}")
 
 

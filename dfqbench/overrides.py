@@ -16,7 +16,7 @@ def parse(assignments: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]
         target, dot, rest = text.partition(".")
         field_name, eq, raw = rest.partition("=")
         if not (dot and eq and target and field_name):
-            raise DfqError(f"bad --set {text!r}; valid form: METHOD.FIELD=VALUE or quantizer.FIELD=VALUE")
+            raise DfqError(f"bad --set {text!r}; valid form: METHOD.FIELD=VALUE, quantizer.FIELD=VALUE or data.FIELD=VALUE")
         try:
             value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):

@@ -36,6 +36,8 @@ class Cell:
     budget: str
     quantizer: dict[str, Any] = field(compare=True)
     config: dict[str, Any] = field(compare=True)
+    #: the row's data settings (evaluation preprocessing etc.), see ``SuiteInfo.settings``
+    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -72,8 +74,9 @@ def method_impl(info: MethodInfo) -> Method:
     return _IMPLS[info.impl]
 
 
-def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, a_bits: int) -> Task:
+def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, a_bits: int, data: dict | None = None) -> Task:
     ds = reg.dataset(dataset).info
+    data = data or {}
     return Task(
         suite=suite,
         dataset=dataset,
@@ -81,8 +84,8 @@ def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, 
         family=reg.model(model).info.family,
         num_classes=ds.num_classes,
         input_shape=tuple(ds.input_shape),
-        mean=tuple(ds.mean),
-        std=tuple(ds.std),
+        mean=tuple(data.get("mean", ds.mean)),
+        std=tuple(data.get("std", ds.std)),
         w_bits=w_bits,
         a_bits=a_bits,
     )
@@ -114,8 +117,8 @@ def make_plan(
     suite_info = reg.suite(suite).info
     infos = [reg.method(name).info for name in methods]
     for target in changes:
-        if target != "quantizer" and target not in methods:
-            raise unknown("--set target", target, ["quantizer", *methods])
+        if target not in ("quantizer", "data") and target not in methods:
+            raise unknown("--set target", target, ["data", "quantizer", *methods])
     rows = list(suite_info.rows)
     if models is not None:
         suite_models = [m for _, m in rows]
@@ -128,6 +131,11 @@ def make_plan(
     for dataset, model in rows:
         family = reg.model(model).info.family
         qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}))
+        data = suite_info.data_settings(model)
+        for name in changes.get("data", {}):
+            if name not in data:
+                raise unknown("field", name, data, f" of the data settings of suite {suite!r}")
+        data.update(changes.get("data", {}))
         for seed in seeds:
             for info in infos:
                 if family not in info.families:
@@ -136,10 +144,10 @@ def make_plan(
                     continue
                 impl = method_impl(info)
                 for w_bits, a_bits in bits:
-                    task = make_task(reg, suite, dataset, model, w_bits, a_bits)
+                    task = make_task(reg, suite, dataset, model, w_bits, a_bits, data)
                     config = overrides.apply(impl.config(task, budget), changes.get(info.name, {}), info.name)
                     cells.append(
-                        Cell(suite, dataset, model, info.name, w_bits, a_bits, seed, budget, qsettings.to_dict(), config_to_dict(config))
+                        Cell(suite, dataset, model, info.name, w_bits, a_bits, seed, budget, qsettings.to_dict(), config_to_dict(config), data)
                     )
     return Plan(cells, skipped)
 
@@ -147,7 +155,7 @@ def make_plan(
 def resolved_config(reg: Registry, cell: Cell) -> Any:
     """The method's config object for ``cell`` (rebuilt from the cell's plain data)."""
     impl = method_impl(reg.method(cell.method).info)
-    task = make_task(reg, cell.suite, cell.dataset, cell.model, cell.w_bits, cell.a_bits)
+    task = make_task(reg, cell.suite, cell.dataset, cell.model, cell.w_bits, cell.a_bits, cell.data)
     default = impl.config(task, cell.budget)
     values = {k: tuple(v) if isinstance(getattr(default, k, None), tuple) else v for k, v in cell.config.items()}
     return dataclasses.replace(default, **values) if dataclasses.is_dataclass(default) else values

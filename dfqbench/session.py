@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import json
 import platform
 import resource
 import sys
@@ -57,26 +58,28 @@ class Session:
         self.zoo = zoo or ZooEnv(display=display)
         self.display = display
         self.shared = SharedWork()
-        self._teachers: dict[tuple[str, str], Teacher] = {}
-        self._splits: dict[tuple[str, str], Dataset] = {}
+        self._teachers: dict[tuple, Teacher] = {}
+        self._splits: dict[tuple, Dataset] = {}
 
     # -- shared state -------------------------------------------------------------------
-    def split(self, dataset: str, split: str) -> Dataset:
-        if (dataset, split) not in self._splits:
+    def split(self, dataset: str, split: str, settings: dict[str, Any]) -> Dataset:
+        key = (dataset, split, _frozen(settings))
+        if key not in self._splits:
             info = self.registry.dataset(dataset).info
-            self._splits[dataset, split] = load_object(info.loader)(split, self.zoo)
-        return self._splits[dataset, split]
+            self._splits[key] = load_object(info.loader)(split, self.zoo, settings)
+        return self._splits[key]
 
-    def teacher(self, dataset: str, model: str) -> Teacher:
+    def teacher(self, dataset: str, model: str, settings: dict[str, Any]) -> Teacher:
         """The frozen FP teacher and its validation accuracy, once per (dataset, model)."""
-        if (dataset, model) not in self._teachers:
+        key = (dataset, model, _frozen(settings))
+        if key not in self._teachers:
             info = self.registry.model(model).info
-            module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo)
+            module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
             module = freeze(module.to(self.device))
-            top1, top5 = evaluate(module, self.split(dataset, "val"), self.device)
-            self._teachers[dataset, model] = Teacher(module, top1, top5)
+            top1, top5 = evaluate(module, self.split(dataset, "val", settings), self.device)
+            self._teachers[key] = Teacher(module, top1, top5)
             self.display.print(f"teacher {model} on {dataset}: FP top-1 {top1:.2f}%")
-        return self._teachers[dataset, model]
+        return self._teachers[key]
 
     # -- one cell -----------------------------------------------------------------------
     def run(self, cell: Cell) -> dict[str, Any]:
@@ -87,19 +90,19 @@ class Session:
         start = time.perf_counter()
         ctx = None
         try:
-            teacher = self.teacher(cell.dataset, cell.model)
+            teacher = self.teacher(cell.dataset, cell.model, cell.data)
             record.update(fp_top1=teacher.fp_top1, fp_top5=teacher.fp_top5)
             seed_everything(cell.seed)
-            task = make_task(self.registry, cell.suite, cell.dataset, cell.model, cell.w_bits, cell.a_bits)
+            task = make_task(self.registry, cell.suite, cell.dataset, cell.model, cell.w_bits, cell.a_bits, cell.data)
             config = resolved_config(self.registry, cell)
             qmodel = quant.wrap(teacher.module, cell.w_bits, cell.a_bits, QuantSettings(**cell.quantizer))
             record["quant_sites"] = quant.describe(qmodel)
-            real_data = None if entry.info.data_free else (lambda split: self.split(cell.dataset, split))
+            real_data = None if entry.info.data_free else (lambda split: self.split(cell.dataset, split, cell.data))
             ctx = RunContext(task, self.device, cell.seed, cell.budget, self.display, self.shared, real_data)
             impl = method_impl(entry.info)
             result = impl.quantize(freeze(copy.deepcopy(teacher.module)), qmodel, task, config, ctx)
             result = self._checked(result)
-            record["top1"], record["top5"] = evaluate(result, self.split(cell.dataset, "val"), self.device)
+            record["top1"], record["top5"] = evaluate(result, self.split(cell.dataset, "val", cell.data), self.device)
             record["status"] = "ok"
         except (KeyboardInterrupt, DfqError):
             raise
@@ -163,6 +166,10 @@ class Session:
             return round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1), "cuda allocated, this cell"
         scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1), "process RSS, whole run"
+
+
+def _frozen(settings: dict[str, Any]) -> str:
+    return json.dumps(settings, sort_keys=True, default=str)
 
 
 def _error(exc: BaseException) -> dict[str, str]:

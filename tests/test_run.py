@@ -152,7 +152,7 @@ class TestDataFree:
 
         requested = []
         original = digits.load_split
-        monkeypatch.setattr(digits, "load_split", lambda split, env=None: requested.append(split) or original(split, env))
+        monkeypatch.setattr(digits, "load_split", lambda split, env=None, settings=None: requested.append(split) or original(split, env, settings))
         from dfqbench_probes import methods
 
         methods.SEEN.clear()
@@ -173,7 +173,7 @@ class TestDataFree:
 
         requested = []
         original = digits.load_split
-        monkeypatch.setattr(digits, "load_split", lambda split, env=None: requested.append(split) or original(split, env))
+        monkeypatch.setattr(digits, "load_split", lambda split, env=None, settings=None: requested.append(split) or original(split, env, settings))
         res = cli("run", "--methods", "real-calib", "--models", "resnet20-digits", "--bits", "4", "--budget", "smoke",
                   "--results", str(tmp_path))
         assert res.code == 0

@@ -45,7 +45,7 @@ def raw_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target[idx].astype(np.int64)
 
 
-def load_split(split: str, env: object = None) -> TensorDataset:
+def load_split(split: str, env: object = None, settings: dict | None = None) -> TensorDataset:
     """The ``train`` or ``val`` split as normalised tensors (the dataset loader of the suite)."""
     import torch
     from torch.utils.data import TensorDataset

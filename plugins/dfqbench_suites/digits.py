@@ -37,7 +37,7 @@ ARCHITECTURES = {
 RECIPES = {name: Recipe(weight_decay=0.0) for name in ARCHITECTURES}
 
 
-def load(name: str, dataset: DatasetInfo, env: ZooEnv) -> nn.Module:
+def load(name: str, dataset: DatasetInfo, env: ZooEnv, settings: dict | None = None) -> nn.Module:
     if dataset.name != "digits":
         raise DfqError(f"model {name!r} of the digits suite has no weights for dataset {dataset.name!r}; valid choices: digits")
     cls, kwargs = ARCHITECTURES[name]
@@ -58,9 +58,9 @@ def load(name: str, dataset: DatasetInfo, env: ZooEnv) -> nn.Module:
     return model.eval()
 
 
-def resnet20_digits(dataset: DatasetInfo, env: ZooEnv) -> nn.Module:
+def resnet20_digits(dataset: DatasetInfo, env: ZooEnv, settings: dict) -> nn.Module:
     return load("resnet20-digits", dataset, env)
 
 
-def mobilenetv2_digits(dataset: DatasetInfo, env: ZooEnv) -> nn.Module:
+def mobilenetv2_digits(dataset: DatasetInfo, env: ZooEnv, settings: dict) -> nn.Module:
     return load("mobilenetv2-digits", dataset, env)
