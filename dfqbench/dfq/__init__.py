@@ -1,0 +1,1 @@
+"""Shared building blocks of the DFQ methods (usable by any plugin, each tested on its own)."""

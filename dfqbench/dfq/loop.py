@@ -1,0 +1,160 @@
+"""The GDFQ family's alternating generator / quantized-model training loop.
+
+Per iteration (GDFQ ``trainer.py``, inherited by Qimera and AdaDFQ):
+
+1. sample latent codes and labels, generate images;
+2. one teacher forward (its BN inputs captured for the BNS loss); the same logits, detached,
+   are reused by the student loss instead of recomputing them on identical images;
+3. one generator step (Adam);
+4. a student forward on the detached images — it updates the activation ranges while the
+   calibration window is open — and a student step (SGD) once the warm-up is over.
+
+The activation ranges are updated during the first ``calib_epochs`` epochs only (hard-coded
+4 in the references, independent of the warm-up) and frozen afterwards. The student runs in
+eval mode throughout: BN uses and keeps the pretrained running statistics while its affine
+parameters are trained. Between the calibration window and the end of the warm-up the
+student forward has no effect on the result, so it is skipped unless the generator's loss
+needs the student.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfqbench.context import RunContext
+from dfqbench.dfq.bn_stats import BNInputs
+from dfqbench.quant import set_calibrating
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Schedule and optimisers of the loop; method configs extend it with their own fields."""
+
+    epochs: int = 400
+    iters_per_epoch: int = 200
+    batch_size: int = 200
+    warmup_epochs: int = 4  #: generator-only epochs: no student update before this epoch
+    calib_epochs: int = 4  #: activation ranges are updated in epochs [0, calib_epochs)
+    lr_s: float = 1e-4
+    lr_g: float = 1e-3
+    milestones_s: tuple[int, ...] = (100, 200, 300)
+    milestones_g: tuple[int, ...] = (100, 200, 300)
+    lr_decay: float = 0.1
+    momentum_s: float = 0.9
+    weight_decay_s: float = 1e-4
+    nesterov_s: bool = True
+    betas_g: tuple[float, float] = (0.5, 0.999)
+
+
+def multistep_lr(base: float, epoch: int, milestones: tuple[int, ...], decay: float) -> float:
+    """``LRPolicy('multi_step')`` of the references: base·decay^#{m : epoch + 1 > m}."""
+    return base * decay ** sum(epoch + 1 > m for m in milestones)
+
+
+class Game(Protocol):
+    """One method's objectives inside the loop."""
+
+    #: True when the generator loss needs the student's logits on the (non-detached) images
+    student_in_generator_step: bool
+
+    def sample(self, batch_size: int, device: torch.device) -> Any: ...
+
+    def generate(self, sample: Any) -> torch.Tensor: ...
+
+    def generator_loss(
+        self, sample: Any, teacher_logits: torch.Tensor, bn: BNInputs, student_logits: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]: ...
+
+    def student_loss(self, sample: Any, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass
+class Sample:
+    """One batch of generator inputs and the labels the losses use."""
+
+    z: torch.Tensor
+    labels: torch.Tensor
+    targets: torch.Tensor  #: soft labels ỹ (one-hot for single-label batches)
+    weights: torch.Tensor | None = None  #: mixing coefficients of superposed labels (Qimera)
+
+
+class ConditionalGame:
+    """Sampling and generation of a class-conditional generator G(z, y), z ~ N(0, I) of
+    ``generator.latent_dim`` dimensions and y ~ U{0..N−1}; methods add their two losses."""
+
+    student_in_generator_step = False
+
+    def __init__(self, generator: nn.Module, num_classes: int, cfg: Any):
+        self.generator, self.num_classes, self.cfg = generator, num_classes, cfg
+
+    def sample(self, batch_size: int, device: torch.device) -> Sample:
+        z = torch.randn(batch_size, self.generator.latent_dim, device=device)
+        labels = torch.randint(0, self.num_classes, (batch_size,), device=device)
+        return Sample(z, labels, F.one_hot(labels, self.num_classes).float())
+
+    def generate(self, sample: Sample) -> torch.Tensor:
+        return self.generator(sample.z, sample.labels)
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def train_with_generator(
+    teacher: nn.Module,
+    qmodel: nn.Module,
+    generator: nn.Module,
+    game: Game,
+    cfg: LoopConfig,
+    ctx: RunContext,
+    description: str,
+) -> nn.Module:
+    teacher.eval()
+    qmodel.eval()
+    generator.train()
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
+    opt_s = torch.optim.SGD(
+        qmodel.parameters(), lr=cfg.lr_s, momentum=cfg.momentum_s, weight_decay=cfg.weight_decay_s, nesterov=cfg.nesterov_s
+    )
+    with BNInputs(teacher) as bn, ctx.progress(cfg.epochs * cfg.iters_per_epoch, description) as bar:
+        for epoch in range(cfg.epochs):
+            _set_lr(opt_g, multistep_lr(cfg.lr_g, epoch, tuple(cfg.milestones_g), cfg.lr_decay))
+            _set_lr(opt_s, multistep_lr(cfg.lr_s, epoch, tuple(cfg.milestones_s), cfg.lr_decay))
+            calibrate, train_student = epoch < cfg.calib_epochs, epoch >= cfg.warmup_epochs
+            set_calibrating(qmodel, calibrate)
+            sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=ctx.device))
+            for _ in range(cfg.iters_per_epoch):
+                sample = game.sample(cfg.batch_size, ctx.device)
+                images = game.generate(sample)
+                bn.clear()
+                teacher_logits = teacher(images)
+                student_in_g = qmodel(images) if game.student_in_generator_step else None
+                g_terms = game.generator_loss(sample, teacher_logits, bn, student_in_g)
+                opt_g.zero_grad(set_to_none=True)
+                g_terms["loss"].backward()
+                opt_g.step()
+                terms = {f"g_{k}": v.detach() for k, v in g_terms.items()}
+                if calibrate or train_student:
+                    with torch.set_grad_enabled(train_student):
+                        student_logits = qmodel(images.detach())
+                        s_terms = game.student_loss(sample, student_logits, teacher_logits.detach())
+                    if train_student:
+                        opt_s.zero_grad(set_to_none=True)
+                        s_terms["loss"].backward()
+                        opt_s.step()
+                    terms.update({f"s_{k}": v.detach() for k, v in s_terms.items()})
+                    agree = (student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean()
+                    terms["agreement"] = agree.detach()
+                for name, value in terms.items():
+                    sums[name] += value
+                bar.advance()
+            ctx.log(**{name: total / cfg.iters_per_epoch for name, total in sums.items()})
+    set_calibrating(qmodel, False)
+    return qmodel

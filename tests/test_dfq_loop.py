@@ -1,0 +1,100 @@
+"""The GDFQ-family alternating loop: windows, schedules and work done once."""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dfqbench.api import Task
+from dfqbench.context import RunContext
+from dfqbench.dfq.budgets import scaled
+from dfqbench.dfq.generators import GDFQGenerator
+from dfqbench.dfq.loop import LoopConfig, multistep_lr, train_with_generator
+from dfqbench.models.cifar_resnet import CIFARResNet
+from dfqbench.quant import QuantSettings, quant_acts, wrap
+
+TASK = Task("t", "digits", "m", "cnn", 10, (1, 8, 8), (0.0,), (1.0,), 4, 4)
+
+
+def test_multistep_lr_follows_the_reference_policy():
+    steps = (100, 200, 300)
+    assert [multistep_lr(1.0, e, steps, 0.1) for e in (0, 99, 100, 199, 200, 300, 399)] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.001, 0.001]
+    )
+
+
+def test_reduced_budgets_keep_the_schedule_fractions():
+    paper = LoopConfig()
+    default = scaled(paper, "default")
+    assert (default.epochs, default.iters_per_epoch, default.batch_size) == (20, 50, 64)
+    assert default.milestones_s == (5, 10, 15) and default.calib_epochs == 1 and default.warmup_epochs == 1
+    assert scaled(paper, "paper") is paper
+    imagenet = scaled(dataclasses.replace(paper, warmup_epochs=50, batch_size=16), "smoke")
+    assert imagenet.batch_size == 8 and imagenet.warmup_epochs == 1 and imagenet.epochs == 2
+
+
+class CountingGame:
+    """GDFQ-like objectives that count forwards; optionally needs the student in the G step."""
+
+    def __init__(self, generator, student_in_generator_step=False):
+        self.generator = generator
+        self.student_in_generator_step = student_in_generator_step
+
+    def sample(self, batch_size, device):
+        return torch.randn(batch_size, 100, device=device), torch.randint(0, 10, (batch_size,), device=device)
+
+    def generate(self, sample):
+        return self.generator(*sample)
+
+    def generator_loss(self, sample, teacher_logits, bn, student_logits):
+        loss = F.cross_entropy(teacher_logits, sample[1])
+        if student_logits is not None:
+            loss = loss + student_logits.mean()
+        return {"loss": loss}
+
+    def student_loss(self, sample, student_logits, teacher_logits):
+        return {"loss": F.mse_loss(student_logits, teacher_logits)}
+
+
+def run_loop(cfg, student_in_g=False):
+    torch.manual_seed(0)
+    teacher = CIFARResNet(1, 10, 8, (4, 8)).eval().requires_grad_(False)
+    student = wrap(teacher, 4, 4, QuantSettings())
+    counts = {"teacher": 0, "student": 0}
+    teacher.register_forward_hook(lambda *a: counts.__setitem__("teacher", counts["teacher"] + 1))
+    student.register_forward_hook(lambda *a: counts.__setitem__("student", counts["student"] + 1))
+    before = {k: v.clone() for k, v in student.state_dict().items() if "weight" in k}
+    game = CountingGame(GDFQGenerator(10, (1, 8, 8)), student_in_g)
+    ctx = RunContext(TASK, torch.device("cpu"), 0, "smoke")
+    train_with_generator(teacher, student, game.generator, game, cfg, ctx, "test")
+    changed = any(not torch.equal(before[k], v) for k, v in student.state_dict().items() if k in before)
+    return student, counts, changed, ctx
+
+
+def test_calibration_window_then_frozen_and_no_student_step_in_warmup():
+    cfg = LoopConfig(epochs=3, iters_per_epoch=2, batch_size=8, warmup_epochs=3, calib_epochs=1)
+    student, counts, changed, ctx = run_loop(cfg)
+    assert {int(act.num_updates) for _, act in quant_acts(student)} == {2}  # epoch 0 only
+    assert not any(act.calibrating for _, act in quant_acts(student))
+    assert not changed  # warm-up covers every epoch: the student is never updated
+    assert counts["teacher"] == 6  # one teacher forward per iteration
+    assert counts["student"] == 2  # student forwards only where they matter (calibration)
+    assert "g_loss" in ctx.metrics and ctx.metrics["g_loss"]["count"] == 3
+
+
+def test_student_trains_after_warmup_with_ranges_frozen():
+    cfg = LoopConfig(epochs=3, iters_per_epoch=2, batch_size=8, warmup_epochs=1, calib_epochs=1, lr_s=0.1)
+    student, counts, changed, _ = run_loop(cfg)
+    assert changed
+    assert {int(act.num_updates) for _, act in quant_acts(student)} == {2}
+    assert counts["student"] == 6
+
+
+def test_student_in_generator_step_is_forwarded_twice_per_iteration():
+    cfg = LoopConfig(epochs=2, iters_per_epoch=2, batch_size=8, warmup_epochs=1, calib_epochs=1)
+    student, counts, _, _ = run_loop(cfg, student_in_g=True)
+    assert counts["student"] == 8 and counts["teacher"] == 4
+    # AdaDFQ's calibration sees both forwards of each calibration iteration
+    assert {int(act.num_updates) for _, act in quant_acts(student)} == {4}

@@ -1,0 +1,92 @@
+"""The CNN method plugins: end-to-end smoke runs, shared work, and their paper configs."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from dfqbench.api import Task
+from dfqbench.plan import make_plan, method_impl
+from dfqbench.records import RecordStore
+from dfqbench.registry import load_registry
+from dfqbench.session import Session
+
+
+def task(dataset, model, bits=4):
+    return Task("s", dataset, model, "cnn", 10, (3, 32, 32), (0.5,) * 3, (0.5,) * 3, bits, bits)
+
+
+@pytest.mark.parametrize("methods", ["zeroq,gdfq,qimera", "zaq,adadfq"])
+def test_smoke_matrix(cli, tmp_path, methods):
+    res = cli("run", "--methods", methods, "--bits", "3,4,5", "--budget", "smoke", "--results", str(tmp_path))
+    assert res.code == 0, res.err
+    recs = RecordStore(tmp_path / "digits" / "records.jsonl").read()
+    assert len(recs) == 2 * 3 * len(methods.split(","))
+    assert all(r["status"] == "ok" for r in recs), [r["error"] for r in recs if r["error"]]
+    assert all(r["top1"] > 10.0 for r in recs)  # a working model, not a collapsed one
+    assert all(r["metrics"] for r in recs)  # every method reports what it optimised
+
+
+def test_zeroq_distils_once_per_model_and_seed(monkeypatch):
+    import dfqbench_zeroq.method as zeroq
+
+    calls = []
+    original = zeroq.distill
+    monkeypatch.setattr(zeroq, "distill", lambda *a: calls.append(a[1].w_bits) or original(*a))
+    reg = load_registry()
+    cells = make_plan(reg, "digits", ["zeroq"], ["resnet20-digits"], [(3, 3), (4, 4), (5, 5)], [0], "smoke").cells
+    shared_session = Session(reg, torch.device("cpu"))
+    shared = [shared_session.run(c)["top1"] for c in cells]
+    assert calls == [3]  # distilled once, reused at 4 and 5 bits
+    alone = Session(reg, torch.device("cpu")).run(cells[2])["top1"]
+    assert alone == shared[2]  # the reused batch equals a freshly distilled one
+
+
+def test_gdfq_paper_configs_are_the_reference_hocons():
+    gdfq = method_impl(load_registry().method("gdfq").info)
+    c100 = gdfq.config(task("cifar100", "resnet20"), "paper")
+    assert (c100.epochs, c100.iters_per_epoch, c100.batch_size, c100.warmup_epochs, c100.calib_epochs) == (400, 200, 200, 4, 4)
+    assert (c100.lr_s, c100.lr_g, c100.milestones_s, c100.betas_g, c100.weight_decay_s) == (1e-4, 1e-3, (100, 200, 300), (0.5, 0.999), 1e-4)
+    assert (c100.temperature, c100.alpha, c100.bns_weight, c100.latent_dim, c100.conditioning) == (20.0, 1.0, 0.1, 100, "embedding")
+    r18 = gdfq.config(task("imagenet", "resnet18"), "paper")
+    assert (r18.batch_size, r18.warmup_epochs, r18.lr_s, r18.conditioning) == (16, 50, 1e-6, "cbn")
+
+
+def test_qimera_paper_configs_follow_the_run_scripts():
+    qimera = method_impl(load_registry().method("qimera").info)
+    pick = lambda t: (lambda c: (c.mix_prob, c.mix_classes, c.embedding_init, c.dm_dim))(qimera.config(t, "paper"))
+    assert pick(task("cifar10", "resnet20", 4)) == (0.4, 2, "random", 0)
+    assert pick(task("cifar100", "resnet20", 5)) == (0.4, 50, "teacher", 0)
+    assert pick(task("cifar100", "resnet20", 3)) == (0.4, 10, "teacher", 0)  # 3-bit: derived from 4-bit
+    assert pick(task("imagenet", "resnet50", 4)) == (0.7, 500, "teacher", 0)
+    assert pick(task("imagenet", "mobilenetv2", 5)) == (0.4, 100, "random", 0)
+    assert pick(task("digits", "resnet20-digits", 4)) == (0.4, 2, "random", 0)  # CIFAR-10's
+    assert qimera.config(task("imagenet", "resnet18"), "paper").conditioning == "cbn"
+
+
+def test_adadfq_paper_configs_follow_the_reference_hocons():
+    ada = method_impl(load_registry().method("adadfq").info)
+    c10 = ada.config(task("cifar10", "resnet20", 3), "paper")
+    assert (c10.batch_size, c10.warmup_epochs, c10.lr_s, c10.milestones_s, c10.temperature) == (16, 4, 1e-4, (100, 200, 300), 20.0)
+    assert (c10.alpha_ds, c10.alpha_as, c10.lambda_lower, c10.lambda_upper, c10.beta, c10.gamma) == (0.2, 0.1, 0.1, 0.8, 1.0, 1.0)
+    r18 = {b: ada.config(task("imagenet", "resnet18", b), "paper") for b in (3, 4, 5)}
+    assert [r18[b].lambda_lower for b in (3, 4, 5)] == [0.1, 0.3, 0.3]
+    assert [r18[b].alpha_ds for b in (3, 4, 5)] == [0.2, 0.2, 0.3]
+    assert (r18[4].lr_s, r18[4].milestones_s, r18[4].temperature, r18[4].warmup_epochs) == (1e-5, (350, 400), 5.0, 50)
+    r50 = {b: ada.config(task("imagenet", "resnet50", b), "paper") for b in (3, 4, 5)}
+    assert [r50[b].warmup_epochs for b in (3, 4, 5)] == [100, 50, 50]
+    assert [r50[b].milestones_s for b in (3, 4, 5)] == [(150, 300, 400), (200, 300, 400), (350, 400)]
+    assert [r50[b].lambda_lower for b in (3, 4, 5)] == [0.4, 0.3, 0.3] and r50[4].alpha_ds == 0.1 and r50[3].lr_s == 1e-4
+    assert ada.config(task("imagenet", "mobilenetv2", 4), "paper").alpha_ds == 0.3
+
+
+def test_zaq_paper_and_reduced_configs():
+    zaq = method_impl(load_registry().method("zaq").info)
+    paper = zaq.config(task("cifar10", "resnet20"), "paper")
+    assert (paper.epochs, paper.iters_per_epoch, paper.q_steps, paper.batch_size, paper.latent_dim) == (300, 60, 5, 256, 256)
+    assert (paper.lr_q, paper.weight_decay_q, paper.lr_g, paper.milestones, paper.alpha, paper.beta) == (0.1, 5e-4, 1e-3, (100, 200), 1.0, 0.1)
+    assert not paper.derived and zaq.config(task("imagenet", "resnet18"), "paper").derived
+    default = zaq.config(task("digits", "resnet20-digits"), "default")
+    # as many student updates as the GDFQ family's default budget (20 epochs × 50 iterations)
+    assert default.epochs * default.iters_per_epoch * default.q_steps == 20 * 50
+    assert dataclasses.replace(default, derived=False) == dataclasses.replace(default)
