@@ -210,14 +210,15 @@ def compare(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     out["label"] = out["method_label"].fillna(out["pub_label"])
     out["ours"] = out["n_ok"].notna()
     out["delta"] = out["top1_mean"] - out["pub_top1"]
-    order = {key: i for i, key in enumerate(dict.fromkeys(zip(summary["dataset"], summary["model"])))}
-    out["row_order"] = [order[key] for key in zip(out["dataset"], out["model"])]
-    out = out.sort_values(
-        [*TABLE, "row_order", "w_bits", "a_bits", "ours", "year", "label", "priority"],
-        ascending=[True, True, True, True, True, True, False, True, True, True],
-        kind="stable",
-    )
-    return out.drop(columns=["row_order", "method_label", "pub_label"]).reset_index(drop=True)
+    # rows in table order; in a row ours first (by year), then the other methods in the order
+    # of the sources' columns, the lines of one method together
+    rows_order = {key: i for i, key in enumerate(dict.fromkeys(zip(summary["dataset"], summary["model"], strict=True)))}
+    columns = published.sort_values("priority", kind="stable").reset_index(drop=True).reset_index(names="method_order")
+    out = out.merge(columns.groupby(ROW + ["method"], as_index=False)["method_order"].min(), on=ROW + ["method"], how="left")
+    out["row_order"] = [rows_order[key] for key in zip(out["dataset"], out["model"], strict=True)]
+    keys = {**dict.fromkeys([*TABLE, "row_order", "w_bits", "a_bits"], True), "ours": False, "year": True, "method_order": True, "label": True, "priority": True}
+    out = out.sort_values(list(keys), ascending=list(keys.values()), kind="stable")
+    return out.drop(columns=["row_order", "method_order", "method_label", "pub_label"]).reset_index(drop=True)
 
 
 def compare_markdown(comparison: pd.DataFrame) -> str:
@@ -241,10 +242,9 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
                 ]
             )
         header = ["Dataset", "Model", "Bits", "Method", "Ours", "FP ours", "Published", "FP pub", "Δ (ours − pub)", "Source"]
-        note = (
-            "Ours: top-1 (%) of the final model, mean ± std over seeds. Published: as printed in the source, under its own"
-            f" protocol and schedule; {RERUN} re-run by the citing paper's authors."
-        )
+        note = "Ours: top-1 (%) of the final model, mean ± std over seeds. Published: as printed in the source, under its own protocol and schedule."
+        if table["pub_rerun"].fillna(False).astype(bool).any():
+            note += f" {RERUN} re-run by the citing paper's authors with the original code (marked † there)."
         if budget != "paper":
             note += f" Budget `{budget}` is not the papers' schedule: the differences are not a reproduction check."
         parts.append(

@@ -3,12 +3,20 @@
 import numpy as np
 import pytest
 import torch
-from conftest import CIFAR100_TEST_LABELS, CIFAR_TEST_LABELS, CIFAR_TRAIN_PER_BATCH, IMAGENET_CLASSES, IMAGENET_SIZE, imagenet_image
 
 from dfqbench.errors import DfqError
 from dfqbench.zoo import ZooEnv
 from dfqbench_suites import cifar, imagenet
 from dfqbench_suites.paper_suites import GDFQ_CIFAR10, GDFQ_CIFAR100, PYTORCHCV_CIFAR
+
+from .formats import (
+    CIFAR100_TEST_LABELS,
+    CIFAR_TEST_LABELS,
+    CIFAR_TRAIN_PER_BATCH,
+    IMAGENET_CLASSES,
+    IMAGENET_SIZE,
+    imagenet_image,
+)
 
 
 def expected_cifar(stored: np.ndarray, index: int, mean, std) -> torch.Tensor:

@@ -8,7 +8,6 @@ import zipfile
 
 import pytest
 import torch
-from conftest import PYTORCHCV_RIGS, rig_to_predict
 
 from dfqbench.errors import DfqError
 from dfqbench.registry import load_registry
@@ -18,6 +17,8 @@ from dfqbench.zoo.store import load_state_dict
 from dfqbench_suites import pytorchcv_teachers as ptcv
 from dfqbench_suites import timm_teachers
 from dfqbench_suites.weights import digest
+
+from .formats import PYTORCHCV_RIGS, rig_to_predict
 
 ROWS = [("cifar10", "resnet20", "resnet20_cifar10"), ("cifar100", "resnet20", "resnet20_cifar100"),
         ("imagenet", "resnet18", "resnet18"), ("imagenet", "resnet50", "resnet50"), ("imagenet", "mobilenetv2", "mobilenetv2_w1")]
