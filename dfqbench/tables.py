@@ -96,9 +96,9 @@ def with_published(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
     entry = first[pub.ENTRY + ["top1", "rerun", "source"]].rename(
         columns={"top1": "pub_top1", "rerun": "pub_rerun", "source": "pub_source"}
     )
-    # the published FP of a row: from its highest-priority source
-    fp = first.sort_values("priority", kind="stable").drop_duplicates(["dataset", "model"])[["dataset", "model", "fp_top1"]]
-    out = summary.merge(entry, on=pub.ENTRY, how="left").merge(fp.rename(columns={"fp_top1": "pub_fp_top1"}), on=["dataset", "model"], how="left")
+    # the published FP teacher of a row: from its highest-priority source
+    fp = first.drop_duplicates(["dataset", "model"])[["dataset", "model", "fp_top1"]].rename(columns={"fp_top1": "pub_fp_top1"})
+    out = summary.merge(entry, on=pub.ENTRY, how="left").merge(fp, on=["dataset", "model"], how="left")
     out["delta"] = out["top1_mean"] - out["pub_top1"]
     return out
 
@@ -201,9 +201,9 @@ def compare(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     """
     rows = summary[TABLE + ROW + ["dataset_label", "model_label"]].drop_duplicates(TABLE + ROW)
     theirs = rows.merge(published, on=ROW).rename(
-        columns={"top1": "pub_top1", "top1_std": "pub_top1_std", "fp_top1": "pub_fp_top1", "label": "pub_label", "rerun": "pub_rerun", "source": "pub_source"}
+        columns={c: f"pub_{c}" for c in ("top1", "top1_std", "fp_top1", "label", "rerun", "source")}
     )
-    ours = summary[TABLE + ROW + ["method", "method_label", "year", "data_free", "top1_mean", "top1_std", "n_ok", "n_seeds", "failures", "fp_top1"]]
+    ours = summary[TABLE + ROW + ["method", "method_label", "year", "top1_mean", "top1_std", "n_ok", "n_seeds", "failures", "fp_top1"]]
     out = ours.merge(theirs, on=TABLE + ROW + ["method"], how="outer")
     for column in ("dataset_label", "model_label"):  # published-only lines take the row's labels
         out[column] = out[TABLE + ROW].merge(rows, on=TABLE + ROW, how="left")[column].to_numpy()
@@ -216,8 +216,8 @@ def compare(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
     columns = published.sort_values("priority", kind="stable").reset_index(drop=True).reset_index(names="method_order")
     out = out.merge(columns.groupby(ROW + ["method"], as_index=False)["method_order"].min(), on=ROW + ["method"], how="left")
     out["row_order"] = [rows_order[key] for key in zip(out["dataset"], out["model"], strict=True)]
-    keys = {**dict.fromkeys([*TABLE, "row_order", "w_bits", "a_bits"], True), "ours": False, "year": True, "method_order": True, "label": True, "priority": True}
-    out = out.sort_values(list(keys), ascending=list(keys.values()), kind="stable")
+    order = [*TABLE, "row_order", "w_bits", "a_bits", "ours", "year", "method_order", "label", "priority"]
+    out = out.sort_values(order, ascending=[key != "ours" for key in order], kind="stable")
     return out.drop(columns=["row_order", "method_order", "method_label", "pub_label"]).reset_index(drop=True)
 
 
@@ -242,7 +242,10 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
                 ]
             )
         header = ["Dataset", "Model", "Bits", "Method", "Ours", "FP ours", "Published", "FP pub", "Δ (ours − pub)", "Source"]
-        note = "Ours: top-1 (%) of the final model, mean ± std over seeds. Published: as printed in the source, under its own protocol and schedule."
+        note = (
+            "Ours: top-1 (%) of the final model, mean ± std over seeds."
+            " Published: as printed in the source, under its own protocol and schedule."
+        )
         if table["pub_rerun"].fillna(False).astype(bool).any():
             note += f" {RERUN} re-run by the citing paper's authors with the original code (marked † there)."
         if budget != "paper":

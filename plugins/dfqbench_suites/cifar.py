@@ -47,4 +47,6 @@ def _load(info: DatasetInfo, cls: type[datasets.CIFAR10], split: str, env: ZooEn
         ) from None
     except OSError as exc:  # a failed download (offline, proxy, disk full) or an unreadable file
         action = "download" if env.download else "read"
-        raise DfqError(f"could not {action} {info.display_name} under {root} ({exc}); pass --data-root DIR with DIR/{cls.base_folder}/") from None
+        raise DfqError(
+            f"could not {action} {info.display_name} under {root} ({exc}); pass --data-root DIR with DIR/{cls.base_folder}/"
+        ) from None

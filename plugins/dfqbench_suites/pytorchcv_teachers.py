@@ -66,7 +66,9 @@ def load(model: str, dataset: DatasetInfo, env: ZooEnv, settings: dict[str, Any]
     sha1 = digest(path, "sha1")
     if origin == "--weights":
         if not sha1.startswith(pin.sha1):
-            env.display.print(f"note: --weights {model}={path} is not the papers' file {pin.file_name}; the records show its own FP accuracy")
+            env.display.print(
+                f"note: --weights {model}={path} is not the papers' file {pin.file_name}; the records show its own FP accuracy"
+            )
     elif not sha1.startswith(pin.sha1):
         raise DfqError(
             f"{path} failed its integrity check (sha1 {sha1[:8]}…, expected {pin.sha1[:8]}…); delete it to download it "
@@ -113,5 +115,7 @@ def _download(pin: PinnedFile, target: Path) -> None:
             extracted = Path(zf.extract(pin.file_name, tmp))
         sha1 = digest(extracted, "sha1")
         if not sha1.startswith(pin.sha1):
-            raise DfqError(f"the download from {pin.url} failed its integrity check (sha1 {sha1[:8]}…, expected {pin.sha1[:8]}…); it was not kept")
+            raise DfqError(
+                f"the download from {pin.url} failed its integrity check (sha1 {sha1[:8]}…, expected {pin.sha1[:8]}…); it was not kept"
+            )
         os.replace(extracted, target)

@@ -130,7 +130,8 @@ class TestImageNet:
                 printed.append(" ".join(map(str, args)))
 
         imagenet.load_imagenet("val", ZooEnv(cache_dir=tmp_path, data_root=imagenet_root, display=Recorder()), {})
-        assert printed == [f"note: ImageNet val under {imagenet_root / 'imagenet' / 'val'} holds 4 images in 3 of 1000 classes; accuracies are on this subset"]
+        folder = imagenet_root / "imagenet" / "val"
+        assert printed == [f"note: ImageNet val under {folder} holds 4 images in 3 of 1000 classes; accuracies are on this subset"]
 
     def test_missing_folder(self, tmp_path):
         with pytest.raises(DfqError) as info:

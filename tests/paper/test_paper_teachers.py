@@ -206,7 +206,8 @@ class TestViT:
         with pytest.raises(DfqError) as info:
             timm_teachers.swin_small(load_registry().dataset("imagenet").info, ZooEnv(cache_dir=tmp_path), {})
         message = str(info.value)
-        assert message.startswith(f"no weights for swin-small: timm/swin_small_patch4_window7_224.ms_in1k/model.safetensors is not in {tmp_path / 'weights' / 'huggingface'}")
+        hub_file = "timm/swin_small_patch4_window7_224.ms_in1k/model.safetensors"
+        assert message.startswith(f"no weights for swin-small: {hub_file} is not in {tmp_path / 'weights' / 'huggingface'}")
         assert message.endswith("pass --weights swin-small=PATH")
 
     def test_pins_are_imagenet_1k_weights_timm_knows(self):
