@@ -127,6 +127,10 @@ class SuiteInfo:
     model_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     notes: str = ""
 
+    def __post_init__(self) -> None:
+        if isinstance(self.published, str) or self.published is None:  # one file, or none, given bare
+            object.__setattr__(self, "published", (self.published,) if self.published else ())
+
     def data_settings(self, model: str) -> dict[str, Any]:
         return {**self.settings, **self.model_settings.get(model, {})}
 

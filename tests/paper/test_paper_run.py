@@ -15,10 +15,12 @@ def records(results, suite):
 
 
 def one_line_error(result):
+    """The error line of a run that stopped on bad input (after the run's header lines)."""
     assert result.code == 2, (result.out, result.err)
     lines = result.err.strip().splitlines()
-    assert "Traceback" not in result.err
-    return lines[-1]
+    errors = [line for line in lines if line.startswith("dfqbench: error:")]
+    assert errors == lines[-1:] and "Traceback" not in result.err
+    return errors[0]
 
 
 def test_cifar10_smoke_matrix(cli, cifar_checksums, teacher_files, tmp_path):
@@ -43,7 +45,7 @@ def test_cifar10_smoke_matrix(cli, cifar_checksums, teacher_files, tmp_path):
 def test_imagenet_smoke_on_mobilenetv2(cli, imagenet_root, teacher_files, tmp_path):
     results = tmp_path / "results"
     res = cli("run", "--suite", "imagenet", "--models", "mobilenetv2", "--methods", "noise", "--bits", "4", "--budget", "smoke",
-              "--set", "noise.batch_size=2", "--data-root", str(imagenet_root),
+              "--set", "noise.batches=1", "--set", "noise.batch_size=1", "--data-root", str(imagenet_root),
               "--weights", f"mobilenetv2={teacher_files['mobilenetv2_w1']}", "--results", str(results), "--cache-dir", str(tmp_path))
     assert res.code == 0, res.err
     (r,) = records(results, "imagenet")

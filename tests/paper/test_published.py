@@ -179,3 +179,10 @@ class TestCompare:
     def test_unknown_compare_target(self, cli, results):
         res = cli("table", "--results", str(results), "--compare", "paper")
         assert res.code == 2 and "Invalid value for '--compare': 'paper' is not 'published'" in res.err
+
+
+def test_a_suite_may_name_one_file_bare():
+    from dfqbench.api import SuiteInfo
+
+    assert SuiteInfo("s", "d", rows=(), published=ADADFQ).published == (ADADFQ,)
+    assert SuiteInfo("s", "d", rows=(), published=None).published == ()
