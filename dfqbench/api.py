@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import pluggy
 
+from dfqbench.errors import unknown
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
@@ -73,6 +75,23 @@ class DatasetInfo:
     #: as the row's data ``settings`` say (see :attr:`SuiteInfo.settings`).
     loader: str
     notes: str = ""
+    #: Named alternative normalisations ``{name: (mean, std)}`` (the reference codes of
+    #: some data sets disagree); a row selects one with the data setting ``normalization``.
+    normalizations: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]] = field(default_factory=dict)
+
+    def normalization(self, settings: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) of the model input under a row's data ``settings``.
+
+        Explicit ``mean``/``std`` settings win, then a named ``normalization``, then the
+        data set's own constants.
+        """
+        mean, std = self.mean, self.std
+        name = settings.get("normalization")
+        if name is not None:
+            if name not in self.normalizations:
+                raise unknown("normalization", name, self.normalizations, f" of dataset {self.name!r}")
+            mean, std = self.normalizations[name]
+        return tuple(settings.get("mean", mean)), tuple(settings.get("std", std))
 
 
 @dataclass(frozen=True)
@@ -96,8 +115,10 @@ class SuiteInfo:
     description: str
     rows: tuple[tuple[str, str], ...]  #: (dataset, model) pairs in table order
     bits: tuple[str, ...] = ("3", "4", "5")  #: default ``--bits`` entries
-    #: ``"package:relative/path.csv"`` of published numbers to show beside ours, or None.
-    published: str | None = None
+    #: Published numbers to show beside ours: ``"package:relative/path.csv"`` files in the
+    #: format of :mod:`dfqbench.published`, one per paper, in priority order (where two
+    #: sources give the same entry, the table shows the first; the compare view shows all).
+    published: tuple[str, ...] = ()
     #: Data settings of every row (e.g. evaluation preprocessing), recorded with each cell
     #: and changeable with ``--set data.FIELD=VALUE``. ``mean``/``std`` entries override
     #: the dataset's normalisation.
@@ -105,6 +126,10 @@ class SuiteInfo:
     #: Per-model additions to :attr:`settings` (e.g. a ViT's own resize before cropping).
     model_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.published, str) or self.published is None:  # one file, or none, given bare
+            object.__setattr__(self, "published", (self.published,) if self.published else ())
 
     def data_settings(self, model: str) -> dict[str, Any]:
         return {**self.settings, **self.model_settings.get(model, {})}

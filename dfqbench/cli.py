@@ -34,14 +34,25 @@ def _parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))
 
 
-def _parse_weights(items: tuple[str, ...]) -> dict[str, Path]:
+def _parse_weights(items: tuple[str, ...], reg: Registry) -> dict[str, Path]:
     out = {}
     for item in items:
         model, eq, path = item.partition("=")
         if not (eq and model and path):
             raise DfqError(f"bad --weights {item!r}; valid form: MODEL=PATH")
+        reg.model(model)
         out[model] = Path(path).expanduser()
+        if not out[model].is_file():
+            raise DfqError(f"--weights {model}={path}: no such file")
     return out
+
+
+def _published(reg: Registry, suite: str):
+    """The suite's published numbers (an empty table for a suite without, or not installed)."""
+    from dfqbench import published
+
+    entry = reg.suites.get(suite)
+    return published.load(entry.info.published if entry else ())
 
 
 def _warn_problems(reg: Registry, echo) -> None:
@@ -68,9 +79,10 @@ def cli() -> None:
 @click.option("--quantizer", default="auto", show_default=True, help="Quantizer convention (auto: the family's default).")
 @click.option("--set", "assignments", multiple=True, metavar="TARGET.FIELD=VALUE", help="Override a method or quantizer field; repeatable.")
 @click.option("--data-root", default=None, type=click.Path(path_type=Path), help="Folder holding real data sets (CIFAR, ImageNet).")
+@click.option("--download", is_flag=True, help="Fetch missing data sets (CIFAR) into --data-root (or the cache).")
 @click.option("--weights", multiple=True, metavar="MODEL=PATH", help="Local pretrained weights for a model; repeatable.")
 @click.option("--cache-dir", default=None, type=click.Path(path_type=Path), help="Cache for trained/downloaded weights.")
-def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, weights, cache_dir):
+def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir):
     """Run a benchmark matrix and write records and tables."""
     from rich.console import Console
 
@@ -101,6 +113,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         quantizer,
         overrides.parse(assignments),
     )
+    local_weights = _parse_weights(weights, reg)
     torch_device = resolve_device(device)
     store = RecordStore(results / suite / "records.jsonl")
     store.check_writable()
@@ -115,7 +128,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         console.print(f"note: skipped {why}")
     make_deterministic(torch_device)
     display = Display(console)
-    zoo = ZooEnv(cache_dir=cache_dir or default_cache_dir(), data_root=data_root, weights=_parse_weights(weights), display=display)
+    zoo = ZooEnv(cache_dir=cache_dir or default_cache_dir(), data_root=data_root, weights=local_weights, display=display, download=download)
     session = Session(reg, torch_device, zoo, display)
     interrupted = False
     try:
@@ -124,7 +137,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         interrupted = True
     records = store.read()
     if records:
-        csv_path, md_path, text = tables.write(records, store.path.parent)
+        csv_path, md_path, text = tables.write(records, store.path.parent, _published(reg, suite))
         click.echo(text)
         console.print(f"records: {store.path} · tables: {csv_path}, {md_path}")
     if interrupted:
@@ -169,21 +182,42 @@ def _describe(section: str, info) -> str:
 @cli.command()
 @click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
 @click.option("--suite", default=None, help="Suite to tabulate [default: every suite with records].")
-def table(results, suite):
-    """Regenerate table.csv and table.md from the stored records."""
+@click.option(
+    "--compare",
+    type=click.Choice(["published"]),
+    default=None,
+    help="Also write compare.csv/compare.md: ours vs every published number, entry by entry.",
+)
+def table(results, suite, compare):
+    """Regenerate table.csv and table.md (and compare.*) from the stored records."""
     from dfqbench import tables
     from dfqbench.records import RecordStore
 
-    suites = [suite] if suite else sorted(p.parent.name for p in results.glob("*/records.jsonl"))
+    available = sorted(p.parent.name for p in results.glob("*/records.jsonl"))
+    suites = [suite] if suite else available
     if not suites:
         raise DfqError(f"no records under {results}/<suite>/records.jsonl; run `dfqbench run` first")
+    reg = load_registry()
     for name in suites:
         store = RecordStore(results / name / "records.jsonl")
         records = store.read()
         if not records:
-            raise DfqError(f"no records in {store.path}; valid suites here: {', '.join(p.parent.name for p in results.glob('*/records.jsonl')) or '(none)'}")
-        _, _, text = tables.write(records, store.path.parent)
+            raise DfqError(f"no records in {store.path}; valid suites here: {', '.join(available) or '(none)'}")
+        published = _published(reg, name)
+        _, _, text = tables.write(records, store.path.parent, published)
         click.echo(text)
+        if compare is None:
+            continue
+        if published.empty:
+            with_numbers = sorted(n for n, e in reg.suites.items() if e.info.published)
+            message = f"suite {name!r} has no published numbers; suites with published numbers: {', '.join(with_numbers)}"
+            if suite:
+                raise DfqError(message)
+            click.echo(f"note: {message}", err=True)
+            continue
+        csv_path, md_path, text = tables.write_compare(records, store.path.parent, published)
+        click.echo(text)
+        click.echo(f"compare: {csv_path}, {md_path}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 
 @torch.no_grad()
@@ -13,7 +15,11 @@ def evaluate(model: nn.Module, dataset: Dataset, device: torch.device, batch_siz
     was_training = model.training
     model.eval()
     correct1 = correct5 = total = 0
-    for images, labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    # Decoding images (ImageNet JPEGs) in this process would starve a GPU; on a CPU the
+    # model needs the cores, and in-memory splits have nothing to decode.
+    workers = min(8, os.cpu_count() or 1) if device.type == "cuda" and not isinstance(dataset, TensorDataset) else 0
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
+    for images, labels in loader:
         images, labels = images.to(device), labels.to(device)
         logits = model(images)
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices

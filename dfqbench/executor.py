@@ -26,14 +26,16 @@ def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: b
     todo = [cell for cell in cells if cell.key not in done]
     outcome = Outcome(planned=len(cells), skipped=len(cells) - len(todo))
     display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run")
-    with display, display.bar("cells", len(todo), transient=False) as overall:
-        for cell in todo:
-            overall.note(cell.title)
-            record = session.run(cell)
-            store.append(record)
-            outcome.statuses[record["status"]] = outcome.statuses.get(record["status"], 0) + 1
-            display.print(_summary_line(record))
-            overall.advance()
+    with display:
+        session.prepare(todo)
+        with display.bar("cells", len(todo), transient=False) as overall:
+            for cell in todo:
+                overall.note(cell.title)
+                record = session.run(cell)
+                store.append(record)
+                outcome.statuses[record["status"]] = outcome.statuses.get(record["status"], 0) + 1
+                display.print(_summary_line(record))
+                overall.advance()
     return outcome
 
 

@@ -76,7 +76,7 @@ def method_impl(info: MethodInfo) -> Method:
 
 def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, a_bits: int, data: dict | None = None) -> Task:
     ds = reg.dataset(dataset).info
-    data = data or {}
+    mean, std = ds.normalization(data or {})
     return Task(
         suite=suite,
         dataset=dataset,
@@ -84,8 +84,8 @@ def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, 
         family=reg.model(model).info.family,
         num_classes=ds.num_classes,
         input_shape=tuple(ds.input_shape),
-        mean=tuple(data.get("mean", ds.mean)),
-        std=tuple(data.get("std", ds.std)),
+        mean=mean,
+        std=std,
         w_bits=w_bits,
         a_bits=a_bits,
     )

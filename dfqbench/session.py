@@ -43,6 +43,7 @@ class Teacher:
     module: nn.Module
     fp_top1: float
     fp_top5: float
+    weights: dict[str, Any] | None = None  #: provenance of the pretrained weights, if the loader gave it
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -73,13 +74,26 @@ class Session:
         """The frozen FP teacher and its validation accuracy, once per (dataset, model)."""
         key = (dataset, model, _frozen(settings))
         if key not in self._teachers:
+            val = self.split(dataset, "val", settings)  # missing data is reported before any download of weights
             info = self.registry.model(model).info
             module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
             module = freeze(module.to(self.device))
-            top1, top5 = evaluate(module, self.split(dataset, "val", settings), self.device)
-            self._teachers[key] = Teacher(module, top1, top5)
+            top1, top5 = evaluate(module, val, self.device)
+            self._teachers[key] = Teacher(module, top1, top5, self.zoo.weights_used.get((dataset, model)))
             self.display.print(f"teacher {model} on {dataset}: FP top-1 {top1:.2f}%")
         return self._teachers[key]
+
+    def prepare(self, cells: list[Cell]) -> None:
+        """Load every teacher the cells need (weights, validation split, FP accuracy) up
+        front, so that missing data or weights stop a run with one clear error before any
+        cell runs. Any other failure is left to the cells, which record it as theirs."""
+        for cell in cells:
+            try:
+                self.teacher(cell.dataset, cell.model, cell.data)
+            except DfqError:
+                raise
+            except Exception:  # noqa: BLE001 - each cell of this row records the error
+                continue
 
     # -- one cell -----------------------------------------------------------------------
     def run(self, cell: Cell) -> dict[str, Any]:
@@ -91,7 +105,7 @@ class Session:
         ctx = None
         try:
             teacher = self.teacher(cell.dataset, cell.model, cell.data)
-            record.update(fp_top1=teacher.fp_top1, fp_top5=teacher.fp_top5)
+            record.update(fp_top1=teacher.fp_top1, fp_top5=teacher.fp_top5, weights=teacher.weights)
             seed_everything(cell.seed)
             task = make_task(self.registry, cell.suite, cell.dataset, cell.model, cell.w_bits, cell.a_bits, cell.data)
             config = resolved_config(self.registry, cell)
@@ -143,6 +157,7 @@ class Session:
             "top5": None,
             "fp_top1": None,
             "fp_top5": None,
+            "weights": None,
             "labels": {
                 "method": entry.info.display_name,
                 "data_free": entry.info.data_free,

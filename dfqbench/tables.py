@@ -4,6 +4,10 @@ Rows are dataset / model (FP top-1) / bit-width, one column per method, mean ± 
 seeds, the best data-free method per row in bold. One table per (suite, budget,
 quantizer): numbers obtained under different budgets or conventions are never mixed.
 Methods that read real data are marked † and never bold.
+
+Where the suite has published numbers (:mod:`dfqbench.published`), each entry also shows
+the published value and ours − published, and :func:`compare` lists ours and every
+published value entry by entry, including methods that have no dfqbench plugin.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from dfqbench import published as pub
 from dfqbench.records import latest
 
 KEYS = ["suite", "budget", "quantizer", "dataset", "model", "w_bits", "a_bits", "method"]
@@ -79,7 +84,30 @@ def summarize(cells: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _entry(row: pd.Series) -> str:
+TABLE = ["suite", "budget", "quantizer"]
+ROW = ["dataset", "model", "w_bits", "a_bits"]
+RERUN = "‡"
+MINUS = "\N{MINUS SIGN}"
+
+
+def with_published(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` plus, per entry, the highest-priority published value and ours − published."""
+    first = pub.primary(published)
+    entry = first[pub.ENTRY + ["top1", "rerun", "source"]].rename(
+        columns={"top1": "pub_top1", "rerun": "pub_rerun", "source": "pub_source"}
+    )
+    # the published FP teacher of a row: from its highest-priority source
+    fp = first.drop_duplicates(["dataset", "model"])[["dataset", "model", "fp_top1"]].rename(columns={"fp_top1": "pub_fp_top1"})
+    out = summary.merge(entry, on=pub.ENTRY, how="left").merge(fp, on=["dataset", "model"], how="left")
+    out["delta"] = out["top1_mean"] - out["pub_top1"]
+    return out
+
+
+def _signed(value: float, digits: int) -> str:
+    return f"{value:+.{digits}f}".replace("-", MINUS)
+
+
+def _ours(row: pd.Series) -> str:
     if row["n_ok"] == 0:
         return row["failures"] or "failed"
     text = f"{row['top1_mean']:.2f}"
@@ -88,6 +116,21 @@ def _entry(row: pd.Series) -> str:
     if row["n_ok"] < row["n_seeds"]:
         text += f" ({row['n_ok']}/{row['n_seeds']} ok; {row['failures']})"
     return text
+
+
+def _published(value: float, std: float, rerun: bool) -> str:
+    text = f"{value:.2f}" + (f" ± {std:.2f}" if pd.notna(std) else "")
+    return text + (RERUN if rerun else "")
+
+
+def _entry(row: pd.Series) -> str:
+    text = _ours(row)
+    if pd.isna(row.get("pub_top1")):
+        return text
+    published = _published(row["pub_top1"], float("nan"), bool(row["pub_rerun"]))
+    if row["n_ok"] == 0:
+        return f"{text} (pub {published})"
+    return f"{text} (pub {published}, {_signed(row['delta'], 1)})"
 
 
 def markdown(summary: pd.DataFrame) -> str:
@@ -117,6 +160,8 @@ def markdown(summary: pd.DataFrame) -> str:
                     text = f"**{text}**"
                 cells.append(text)
             fp = f"{first['fp_top1']:.2f}" if pd.notna(first["fp_top1"]) else "?"
+            if pd.notna(first.get("pub_fp_top1")):
+                fp += f"; pub {first['pub_fp_top1']:.2f}"
             lines.append([first["dataset_label"], f"{first['model_label']} ({fp})", f"{w}w{a}a", *cells])
         header = ["Dataset", "Model (FP top-1)", "Bits", *(labels[m] for m in methods)]
         frame_ = pd.DataFrame(lines, columns=header)
@@ -128,16 +173,112 @@ def markdown(summary: pd.DataFrame) -> str:
             + frame_.to_markdown(index=False, disable_numparse=True)
             + "\n\nTop-1 (%) on the validation split of the final model (no selection on it); mean ± std over seeds."
             + ("\n† not data-free: a reference calibrated on real training images, never bold." if any("†" in v for v in labels.values()) else "")
+            + _published_note(table, budget)
         )
     return "\n\n".join(parts) + "\n"
 
 
-def write(records: list[dict[str, Any]], out_dir: Path) -> tuple[Path, Path, str]:
+def _published_note(table: pd.DataFrame, budget: str) -> str:
+    if "pub_top1" not in table or table["pub_top1"].isna().all():
+        return ""
+    sources = ", ".join(sorted(table["pub_source"].dropna().unique()))
+    note = (
+        f"\n(pub P, ±D): the published top-1 ({sources}) and ours − published; FP \"pub\" is the published teacher."
+        " Published numbers follow each paper's own protocol (several report the best epoch on the test set)."
+    )
+    if table["pub_rerun"].fillna(False).astype(bool).any():
+        note += f"\n{RERUN} re-run by the citing paper's authors with the original code (marked † there)."
+    if budget != "paper":
+        note += f"\nBudget `{budget}` is not the papers' schedule: these differences are not a reproduction check."
+    return note
+
+
+def compare(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Ours against every published value, one line per (entry, source).
+
+    Covers the rows (dataset, model, bits) we ran; within them, published methods that we
+    did not run (or that have no dfqbench plugin) are listed with no number of ours.
+    """
+    rows = summary[TABLE + ROW + ["dataset_label", "model_label"]].drop_duplicates(TABLE + ROW)
+    theirs = rows.merge(published, on=ROW).rename(
+        columns={c: f"pub_{c}" for c in ("top1", "top1_std", "fp_top1", "label", "rerun", "source")}
+    )
+    ours = summary[TABLE + ROW + ["method", "method_label", "year", "top1_mean", "top1_std", "n_ok", "n_seeds", "failures", "fp_top1"]]
+    out = ours.merge(theirs, on=TABLE + ROW + ["method"], how="outer")
+    for column in ("dataset_label", "model_label"):  # published-only lines take the row's labels
+        out[column] = out[TABLE + ROW].merge(rows, on=TABLE + ROW, how="left")[column].to_numpy()
+    out["label"] = out["method_label"].fillna(out["pub_label"])
+    out["ours"] = out["n_ok"].notna()
+    out["delta"] = out["top1_mean"] - out["pub_top1"]
+    # rows in table order; in a row ours first (by year), then the other methods in the order
+    # of the sources' columns, the lines of one method together
+    rows_order = {key: i for i, key in enumerate(dict.fromkeys(zip(summary["dataset"], summary["model"], strict=True)))}
+    columns = published.sort_values("priority", kind="stable").reset_index(drop=True).reset_index(names="method_order")
+    out = out.merge(columns.groupby(ROW + ["method"], as_index=False)["method_order"].min(), on=ROW + ["method"], how="left")
+    out["row_order"] = [rows_order[key] for key in zip(out["dataset"], out["model"], strict=True)]
+    order = [*TABLE, "row_order", "w_bits", "a_bits", "ours", "year", "method_order", "label", "priority"]
+    out = out.sort_values(order, ascending=[key != "ours" for key in order], kind="stable")
+    return out.drop(columns=["row_order", "method_order", "method_label", "pub_label"]).reset_index(drop=True)
+
+
+def compare_markdown(comparison: pd.DataFrame) -> str:
+    parts = []
+    for (suite, budget, quantizer), table in comparison.groupby(TABLE, sort=False):
+        lines = []
+        for _, r in table.iterrows():
+            has_pub = pd.notna(r["pub_top1"])
+            lines.append(
+                [
+                    r["dataset_label"],
+                    r["model_label"],
+                    f"{r['w_bits']}w{r['a_bits']}a",
+                    r["label"] if r["ours"] else f"{r['label']} (not run)",
+                    _ours(r) if r["ours"] else "–",
+                    f"{r['fp_top1']:.2f}" if pd.notna(r["fp_top1"]) else "–",
+                    _published(r["pub_top1"], r["pub_top1_std"], bool(r["pub_rerun"])) if has_pub else "–",
+                    f"{r['pub_fp_top1']:.2f}" if has_pub else "–",
+                    _signed(r["delta"], 2) if pd.notna(r["delta"]) else "–",
+                    r["pub_source"] if has_pub else "–",
+                ]
+            )
+        header = ["Dataset", "Model", "Bits", "Method", "Ours", "FP ours", "Published", "FP pub", "Δ (ours − pub)", "Source"]
+        note = (
+            "Ours: top-1 (%) of the final model, mean ± std over seeds."
+            " Published: as printed in the source, under its own protocol and schedule."
+        )
+        if table["pub_rerun"].fillna(False).astype(bool).any():
+            note += f" {RERUN} re-run by the citing paper's authors with the original code (marked † there)."
+        if budget != "paper":
+            note += f" Budget `{budget}` is not the papers' schedule: the differences are not a reproduction check."
+        parts.append(
+            f"### Ours vs published · suite `{suite}` · budget `{budget}` · quantizer `{quantizer}`\n\n"
+            + pd.DataFrame(lines, columns=header).to_markdown(index=False, disable_numparse=True)
+            + f"\n\n{note}"
+        )
+    return "\n\n".join(parts) + "\n"
+
+
+SUMMARY_COLUMNS = KEYS + ["top1_mean", "top1_std", "top5_mean", "n_ok", "n_seeds", "seeds", "failures", "fp_top1", "data_free",
+                          "pub_top1", "pub_rerun", "pub_source", "pub_fp_top1", "delta"]
+COMPARE_COLUMNS = KEYS + ["label", "ours", "top1_mean", "top1_std", "n_ok", "fp_top1", "pub_top1", "pub_top1_std",
+                          "pub_fp_top1", "pub_rerun", "pub_source", "delta"]
+
+
+def write(records: list[dict[str, Any]], out_dir: Path, published: pd.DataFrame | None = None) -> tuple[Path, Path, str]:
     """Regenerate ``table.csv`` and ``table.md`` in ``out_dir`` from ``records``."""
-    summary = summarize(frame(records))
+    summary = with_published(summarize(frame(records)), pub.load(()) if published is None else published)
     csv_path, md_path = out_dir / "table.csv", out_dir / "table.md"
-    columns = KEYS + ["top1_mean", "top1_std", "top5_mean", "n_ok", "n_seeds", "seeds", "failures", "fp_top1", "data_free"]
-    summary[columns].to_csv(csv_path, index=False, float_format="%.4f")
+    summary[SUMMARY_COLUMNS].to_csv(csv_path, index=False, float_format="%.4f")
     text = markdown(summary)
+    md_path.write_text(text)
+    return csv_path, md_path, text
+
+
+def write_compare(records: list[dict[str, Any]], out_dir: Path, published: pd.DataFrame) -> tuple[Path, Path, str]:
+    """Regenerate ``compare.csv`` and ``compare.md`` (ours vs published) in ``out_dir``."""
+    comparison = compare(summarize(frame(records)), published)
+    csv_path, md_path = out_dir / "compare.csv", out_dir / "compare.md"
+    comparison[COMPARE_COLUMNS].to_csv(csv_path, index=False, float_format="%.4f")
+    text = compare_markdown(comparison)
     md_path.write_text(text)
     return csv_path, md_path, text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dfqbench.progress import SILENT, Display
 
@@ -24,3 +25,8 @@ class ZooEnv:
     #: model name → local weights file given with ``--weights MODEL=PATH``
     weights: dict[str, Path] = field(default_factory=dict)
     display: Display = SILENT
+    #: ``--download``: loaders may fetch missing data sets (weights are fetched when needed)
+    download: bool = False
+    #: (dataset, model) → where the teacher's weights came from; loaders fill it in and every
+    #: record of that teacher carries it
+    weights_used: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
+from safetensors import SafetensorError
+
+from dfqbench.errors import DfqError
 
 
 def fingerprint(spec: Any) -> str:
@@ -32,10 +37,24 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path, meta: dict[str, 
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Load a state dict with ``weights_only=True``: a checkpoint cannot run code."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path} does not hold a state dict")
+    """Load a state dict that cannot run code: safetensors, or ``torch.load(weights_only=True)``.
+
+    Training checkpoints that wrap the weights in ``{"state_dict": ...}`` or ``{"model": ...}``
+    (official DeiT/Swin files) are unwrapped. Anything else is refused with a
+    :class:`~dfqbench.errors.DfqError` naming the file.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            state = safetensors.torch.load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError, SafetensorError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DfqError(f"cannot load weights from {path}: not a plain state dict that loads without running code ({reason})") from None
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DfqError(f"cannot load weights from {path}: it does not hold a state dict (name → tensor)")
     return state

@@ -1,11 +1,15 @@
 """Built-in suites, data sets and teachers (a plugin like any other; imports no torch).
 
+The paper suites (``cifar10``, ``cifar100``, ``imagenet``, ``imagenet-vit``) are declared in
+:mod:`dfqbench_suites.paper_suites`.
+
 ``digits`` is the offline default: scikit-learn's real handwritten digits at their native
 8×8, with narrow models trained deterministically on first use. The widths are chosen so
 that the naive baseline loses clearly at 3–4 bits (measured numbers in the README).
 """
 
 from dfqbench.api import CNN, DatasetInfo, ModelInfo, SuiteInfo, hookimpl
+from dfqbench_suites import paper_suites
 
 DIGITS_MEAN = (0.3054,)
 DIGITS_STD = (0.3759,)
@@ -23,7 +27,8 @@ def dfqbench_datasets():
             std=DIGITS_STD,
             loader="dfqbench.data.digits:load_split",
             notes="scikit-learn load_digits; stratified 1,198 train / 599 val",
-        )
+        ),
+        *paper_suites.DATASETS,
     ]
 
 
@@ -32,6 +37,7 @@ def dfqbench_models():
     return [
         ModelInfo("resnet20-digits", "ResNet-20 (4/8/16)", CNN, "dfqbench_suites.digits:resnet20_digits"),
         ModelInfo("mobilenetv2-digits", "MobileNetV2 (digits)", CNN, "dfqbench_suites.digits:mobilenetv2_digits"),
+        *paper_suites.MODELS,
     ]
 
 
@@ -43,5 +49,6 @@ def dfqbench_suites():
             description="real 8×8 handwritten digits, narrow CNNs trained on first use (offline default)",
             rows=(("digits", "resnet20-digits"), ("digits", "mobilenetv2-digits")),
             bits=("3", "4", "5"),
-        )
+        ),
+        *paper_suites.SUITES,
     ]
