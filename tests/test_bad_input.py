@@ -15,7 +15,7 @@ def one_line_error(result):
     "args, expected",
     [
         (["--suite", "cifar1000"], "unknown suite 'cifar1000'; valid choices: cifar10, cifar100, digits, imagenet, imagenet-vit"),
-        (["--methods", "noise,gdfqq"], "unknown method 'gdfqq'; valid choices: noise, real-calib"),
+        (["--methods", "noise,gdfqq"], "unknown method 'gdfqq'; valid choices: adadfq, gdfq, noise, qimera, real-calib, zaq, zeroq"),
         (["--models", "resnet99"], "unknown model 'resnet99' in suite 'digits'; valid choices: mobilenetv2-digits, resnet20-digits"),
         (["--bits", "0"], "bad --bits entry '0': bit-width 0 is out of range; valid: integers in 2..16"),
         (["--bits", "33"], "bad --bits entry '33': bit-width 33 is out of range"),
