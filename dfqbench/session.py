@@ -53,8 +53,19 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 class Session:
-    def __init__(self, registry: Registry, device: torch.device, zoo: ZooEnv | None = None, display: Display = SILENT):
+    """``eval_split`` is ``val`` for every benchmark run; ``train`` serves tuning protocols
+    (choose a budget on the training split, report on the validation split)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        device: torch.device,
+        zoo: ZooEnv | None = None,
+        display: Display = SILENT,
+        eval_split: str = "val",
+    ):
         self.registry = registry
+        self.eval_split = eval_split
         self.device = device
         self.zoo = zoo or ZooEnv(display=display)
         self.display = display
@@ -116,7 +127,7 @@ class Session:
             impl = method_impl(entry.info)
             result = impl.quantize(freeze(copy.deepcopy(teacher.module)), qmodel, task, config, ctx)
             result = self._checked(result)
-            record["top1"], record["top5"] = evaluate(result, self.split(cell.dataset, "val", cell.data), self.device)
+            record["top1"], record["top5"] = evaluate(result, self.split(cell.dataset, self.eval_split, cell.data), self.device)
             record["status"] = "ok"
         except (KeyboardInterrupt, DfqError):
             raise
@@ -165,6 +176,7 @@ class Session:
                 "model": models[cell.model].info.display_name if cell.model in models else cell.model,
                 "dataset": datasets[cell.dataset].info.display_name if cell.dataset in datasets else cell.dataset,
             },
+            "eval_split": self.eval_split,
             "device": describe_device(self.device),
             "versions": {
                 "dfqbench": dfqbench.__version__,

@@ -29,10 +29,14 @@ def test_reduced_budgets_keep_the_schedule_fractions():
     paper = LoopConfig()
     default = scaled(paper, "default")
     assert (default.epochs, default.iters_per_epoch, default.batch_size) == (20, 50, 64)
-    assert default.milestones_s == (5, 10, 15) and default.calib_epochs == 1 and default.warmup_epochs == 1
+    # warm-up = calibration window of 4 epochs, then the paper's milestones at 25/50/75 % of the student phase
+    assert (default.warmup_epochs, default.calib_epochs, default.milestones_s) == (4, 4, (8, 12, 16))
+    assert default.lr_s == paper.lr_s * 10
     assert scaled(paper, "paper") is paper
-    imagenet = scaled(dataclasses.replace(paper, warmup_epochs=50, batch_size=16), "smoke")
-    assert imagenet.batch_size == 8 and imagenet.warmup_epochs == 1 and imagenet.epochs == 2
+    imagenet = dataclasses.replace(paper, warmup_epochs=50, batch_size=16, milestones_s=(350, 400))
+    assert scaled(imagenet, "default").milestones_s == (18, 20)  # the last decay is never reached, as in the paper
+    smoke = scaled(imagenet, "smoke")
+    assert (smoke.batch_size, smoke.warmup_epochs, smoke.epochs) == (8, 1, 2)
 
 
 class CountingGame:

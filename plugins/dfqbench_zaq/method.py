@@ -70,16 +70,16 @@ def zaq_config(task: Task, budget: str) -> ZAQConfig:
     paper = ZAQConfig(derived=task.dataset == "imagenet")
     if budget == "paper":
         return paper
-    # Same reduced epochs and batch as the GDFQ family, and the same number of student
-    # updates (epochs × iterations × q_steps = the family's epochs × iterations).
-    epochs, iters, batch = REDUCED[budget]
-    frac = epochs / paper.epochs
+    # The GDFQ family's reduced epochs, batch and calibration window, and as many student
+    # updates (epochs × iterations × q_steps = the family's epochs × iterations). ZAQ has no
+    # warm-up, so its milestones keep their fractions of the whole schedule.
+    reduced = REDUCED[budget]
     return ZAQConfig(
-        epochs=epochs,
-        iters_per_epoch=max(1, iters // paper.q_steps),
-        batch_size=batch,
-        milestones=tuple(max(1, round(m * frac)) for m in paper.milestones),
-        calib_epochs=min(max(1, round(paper.calib_epochs * frac)), epochs - 1),
+        epochs=reduced.epochs,
+        iters_per_epoch=max(1, reduced.iters_per_epoch // paper.q_steps),
+        batch_size=reduced.batch_size,
+        milestones=tuple(max(1, round(m * reduced.epochs / paper.epochs)) for m in paper.milestones),
+        calib_epochs=reduced.warmup_epochs,
         derived=paper.derived,
     )
 
