@@ -220,6 +220,22 @@ def table(results, suite, compare):
         click.echo(f"compare: {csv_path}, {md_path}", err=True)
 
 
+@cli.command(name="leaderboard")
+@click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
+def leaderboard_(results):
+    """Rank the methods over every suite's records; writes leaderboard.md in the results folder."""
+    from dfqbench import leaderboard
+    from dfqbench.records import RecordStore
+
+    paths = sorted(results.glob("*/records.jsonl"))
+    records = [r for path in paths for r in RecordStore(path).read()]
+    if not records:
+        raise DfqError(f"no records under {results}/<suite>/records.jsonl; run `dfqbench run` first")
+    text = leaderboard.markdown(leaderboard.leaderboard(records))
+    (results / "leaderboard.md").write_text(text)
+    click.echo(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="dfqbench", standalone_mode=False)

@@ -90,3 +90,11 @@ def test_zaq_paper_and_reduced_configs():
     # as many student updates as the GDFQ family's default budget (20 epochs × 50 iterations)
     assert default.epochs * default.iters_per_epoch * default.q_steps == 20 * 50
     assert dataclasses.replace(default, derived=False) == dataclasses.replace(default)
+
+
+def test_every_method_is_deterministic():
+    reg = load_registry()
+    methods = ["zeroq", "gdfq", "qimera", "zaq", "adadfq"]
+    cells = make_plan(reg, "digits", methods, ["mobilenetv2-digits"], [(4, 4)], [3], "smoke").cells
+    runs = [[(r["top1"], r["metrics"]) for r in map(Session(reg, torch.device("cpu")).run, cells)] for _ in range(2)]
+    assert runs[0] == runs[1]

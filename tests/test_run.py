@@ -211,3 +211,12 @@ def test_records_are_plain_json_lines(cli, tmp_path):
                   "versions", "error", "labels", "quant_sites"):
         assert field in record
     assert record["cell"]["config"] == {"batches": 2, "batch_size": 64}
+
+
+def test_leaderboard_from_stored_records(cli, tmp_path):
+    assert cli("leaderboard", "--results", str(tmp_path)).code == 2  # nothing recorded yet
+    cli("run", "--methods", "noise,real-calib", "--models", "resnet20-digits", "--bits", "3", "--budget", "smoke", "--results", str(tmp_path))
+    res = cli("leaderboard", "--results", str(tmp_path))
+    assert res.code == 0
+    board = (tmp_path / "leaderboard.md").read_text()
+    assert "| Noise " in board and "Real-calib" not in board  # references are never ranked

@@ -60,3 +60,17 @@ def test_latest_record_of_a_key_wins():
     newer = record("gdfq", 0, 10.0)
     s = tables.summarize(tables.frame(RECORDS + [newer])).set_index("method")
     assert s.loc["gdfq", "top1_mean"] == (10.0 + 92.0 + 94.0) / 3
+
+
+def test_leaderboard_ranks_within_rows_and_skips_references():
+    from dfqbench import leaderboard
+
+    recs = RECORDS + [record("gdfq", 0, 60.0, bits=3), record("noise", 0, 65.0, bits=3, year=0, label="Noise")]
+    board = leaderboard.leaderboard(recs).set_index("method")
+    # 4w4a: GDFQ 92 > ZeroQ 80 > Noise 70 (Qimera failed, Real-calib is a reference); 3w3a: Noise 65 > GDFQ 60
+    assert board.loc["gdfq", "rows"] == 2 and board.loc["gdfq", "mean_rank"] == 1.5 and board.loc["gdfq", "wins"] == 1
+    assert board.loc["noise", "mean_rank"] == 2.0 and board.loc["zeroq", "mean_rank"] == 2.0
+    assert "real" not in board.index and "qimera" not in board.index
+    assert board.loc["gdfq", "mean_drop"] == ((98.5 - 92.0) + (98.5 - 60.0)) / 2
+    text = leaderboard.markdown(leaderboard.leaderboard(recs))
+    assert text.startswith("### Leaderboard · budget `default` · quantizer `gdfq`")
