@@ -15,7 +15,7 @@ def one_line_error(result):
     "args, expected",
     [
         (["--suite", "cifar1000"], "unknown suite 'cifar1000'; valid choices: digits"),
-        (["--methods", "noise,gdfqq"], "unknown method 'gdfqq'; valid choices: noise, real-calib"),
+        (["--methods", "noise,gdfqq"], "unknown method 'gdfqq'; valid choices: noise, psaqvit, psaqvit-v2, real-calib"),
         (["--models", "resnet99"], "unknown model 'resnet99' in suite 'digits'; valid choices: mobilenetv2-digits, resnet20-digits"),
         (["--bits", "0"], "bad --bits entry '0': bit-width 0 is out of range; valid: integers in 2..16"),
         (["--bits", "33"], "bad --bits entry '33': bit-width 33 is out of range"),
@@ -24,7 +24,7 @@ def one_line_error(result):
         (["--seeds", "x"], "bad --seeds entry 'x'; valid: non-negative integers"),
         (["--budget", "huge"], "unknown budget 'huge'; valid choices: default, paper, smoke"),
         (["--device", "tpu"], "device 'tpu' is not available here; valid choices: auto, cpu"),
-        (["--quantizer", "lsq"], "unknown quantizer 'lsq'; valid choices: gdfq, zeroq"),
+        (["--quantizer", "lsq"], "unknown quantizer 'lsq'; valid choices: gdfq, psaqvit, zeroq"),
         (["--set", "noise.nope=1"], "unknown field 'nope' of noise; valid choices: batch_size, batches"),
         (["--set", "noise.batches=many"], "bad --set value for noise.batches: 'many' is not of type int"),
         (["--set", "gdfq.lr=1"], "unknown --set target 'gdfq'; valid choices: data, noise, quantizer"),
