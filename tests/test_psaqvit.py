@@ -150,3 +150,36 @@ def test_cnn_methods_skip_the_digits_vit(cli, example_plugin, tmp_path):
     assert res.code == 0, res.err
     assert "note: skipped uniform-calib supports cnn models, vit-digits is a vit" in res.err
     assert {r["cell"]["model"] for r in records(tmp_path)} == {"resnet20-digits", "mobilenetv2-digits"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"])
+def test_both_methods_run_on_timm_imagenet_architectures(name):
+    """V1 and V2 on randomly initialised DeiT-T / Swin-T at 224×224 (a few steps): the
+    PSE hooks, Swin's window pooling, calibration and the STE student all work there."""
+    import copy
+    import dataclasses
+
+    import timm
+
+    from dfqbench.api import Task
+    from dfqbench.context import RunContext
+    from dfqbench.quant import preset, uncalibrated, wrap
+    from dfqbench.seeding import seed_everything
+    from dfqbench_psaqvit.v1 import PSAQViT
+    from dfqbench_psaqvit.v2 import PSAQViTV2
+
+    seed_everything(0)
+    teacher = timm.create_model(name, pretrained=False).eval().requires_grad_(False)
+    task = Task("imagenet-vit", "imagenet", name, "vit", 1000, (3, 224, 224), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 4, 8)
+    ctx = RunContext(task, torch.device("cpu"), 0, "smoke")
+    v1, v2 = PSAQViT(), PSAQViTV2()
+    assert v1.config(task, "paper").jitter == (15, 30) and v1.config(task, "paper").lr == (0.25 if "swin" in name else 0.20)
+    small_v1 = dataclasses.replace(v1.config(task, "smoke"), images=2, steps=(2,), jitter=(15,), warmup=1)
+    small_v2 = dataclasses.replace(v2.config(task, "smoke"), pool_batches=1, batch_size=2, warm_steps=2, warm_warmup=1, cycles=1, sample_steps=1)
+    for method, config in ((v1, small_v1), (v2, small_v2)):
+        qmodel = wrap(teacher, 4, 8, preset("psaqvit"))
+        result = method.quantize(copy.deepcopy(teacher), qmodel, task, config, ctx)
+        assert not uncalibrated(result)
+        assert torch.isfinite(result(torch.randn(1, 3, 224, 224))).all()
+    assert ctx.metrics["pse"]["count"] == 2 + 1 and ctx.metrics["kl_student"]["count"] == 1
