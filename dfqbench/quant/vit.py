@@ -34,7 +34,6 @@ embeddings, QK-norm, gated or scale-normed attention, masks) are refused, not gu
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Optional
 
 import torch
 from timm.layers import ClassifierHead, Mlp, PatchEmbed
@@ -91,7 +90,7 @@ class QuantSitesAttention(_Sites, Attention):
             if not isinstance(getattr(module, name, nn.Identity()), nn.Identity):
                 _refuse(module, f"{name}")
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None, is_causal: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         if attn_mask is not None or is_causal:
             _refuse(self, "an attention mask")
         B, N, _ = x.shape
@@ -106,7 +105,7 @@ class QuantSitesAttention(_Sites, Attention):
 class QuantSitesWindowAttention(_Sites, WindowAttention):
     SITES = ("act_scores", "act_table", "act_biased", "act_attn_v")
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B_, N, _ = x.shape
         qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
@@ -126,7 +125,7 @@ class QuantSitesWindowAttention(_Sites, WindowAttention):
 class QuantSitesBlock(_Sites, Block):
     SITES = ("act_res1", "act_res2")
 
-    def forward(self, x: torch.Tensor, attn_mask: Optional[torch.Tensor] = None, is_causal: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, is_causal: bool = False) -> torch.Tensor:
         if attn_mask is not None or is_causal:
             _refuse(self, "an attention mask")
         x = self.act_res1(x + self.drop_path1(self.ls1(self.attn(self.norm1(x)))))
