@@ -14,9 +14,11 @@ pixel; 1 and 1 on 8×8 digits), the TV target U(2500, 3000) scales with √(valu
 (:func:`~dfqbench_psaqvit.losses.tv_target_scale`), the random labels range over the task's
 classes. Everything else is V1's, including its flip on digits (which are not
 mirror-symmetric) and the cosine similarity computed as a Gram matrix of unit vectors
-(same values). Deviation: the generated batch is shared by the cells of one (model, seed),
+(same values). Deviations: the generated batch is shared by the cells of one (model, seed),
 so every bit-width is calibrated on the same images (V1 regenerates per run; same seed →
-same images there too).
+same images there too); the quantized model is a copy of the timm teacher (V1 quantizes
+its own DeiT/Swin re-implementations loaded with the official checkpoints, which for Swin
+are the originals of timm's converted weights).
 """
 
 from __future__ import annotations
