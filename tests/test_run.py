@@ -19,7 +19,8 @@ def records(results, suite="digits"):
 
 def test_baselines_smoke_matrix_end_to_end(cli, tmp_path):
     results = tmp_path / "results"
-    res = cli("run", "--methods", "noise,real-calib", "--bits", "2,3,4", "--budget", "smoke", "--results", str(results))
+    res = cli("run", "--methods", "noise,real-calib", "--models", "resnet20-digits,mobilenetv2-digits", "--bits", "2,3,4",
+              "--budget", "smoke", "--results", str(results))
     assert res.code == 0, res.err
     recs = records(results)
     assert len(recs) == 2 * 2 * 3  # models × methods × bits

@@ -6,13 +6,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfqbench.quant.functional import asym_fake_quant_ste, per_channel_minmax
+from dfqbench.quant.functional import (
+    asym_fake_quant,
+    asym_fake_quant_ste,
+    asym_unsigned_fake_quant,
+    per_channel_minmax,
+    ste,
+    sym_fake_quant_channel,
+)
+
+
+def _asym_minmax_channel(w: torch.Tensor, bits: int) -> torch.Tensor:
+    w_min, w_max = per_channel_minmax(w)
+    return asym_fake_quant_ste(w, w_min, w_max, bits)
+
+
+def _sym_minmax_channel(w: torch.Tensor, bits: int) -> torch.Tensor:
+    return ste(sym_fake_quant_channel, w, bits)
+
+
+#: weight schemes of :class:`~dfqbench.quant.settings.QuantSettings`
+WEIGHT_QUANTIZERS = {
+    "asym-minmax-channel": _asym_minmax_channel,  # GDFQ family
+    "sym-minmax-channel": _sym_minmax_channel,  # PSAQ-ViT
+}
+
+#: activation code ranges: ``signed`` (GDFQ family), ``unsigned`` (PSAQ-ViT)
+ACT_QUANTIZERS = {"signed": asym_fake_quant, "unsigned": asym_unsigned_fake_quant}
 
 
 class _WeightQuant:
     """Mixin: the layer's forward uses the fake-quantized latent FP weight."""
 
     w_bits: int
+    w_scheme: str = "asym-minmax-channel"
     weight: nn.Parameter
     #: False while an ``fp`` calibration observes the full-precision network.
     quant_enabled: bool = True
@@ -20,15 +47,14 @@ class _WeightQuant:
     def quantized_weight(self) -> torch.Tensor:
         if not self.quant_enabled:
             return self.weight
-        w_min, w_max = per_channel_minmax(self.weight)
-        return asym_fake_quant_ste(self.weight, w_min, w_max, self.w_bits)
+        return WEIGHT_QUANTIZERS[self.w_scheme](self.weight, self.w_bits)
 
 
 class QuantConv2d(_WeightQuant, nn.Conv2d):
     """``nn.Conv2d`` whose weights are quantized per output channel at every forward."""
 
     @classmethod
-    def from_float(cls, conv: nn.Conv2d, w_bits: int) -> QuantConv2d:
+    def from_float(cls, conv: nn.Conv2d, w_bits: int, scheme: str = "asym-minmax-channel") -> QuantConv2d:
         q = cls(
             conv.in_channels,
             conv.out_channels,
@@ -43,21 +69,21 @@ class QuantConv2d(_WeightQuant, nn.Conv2d):
             dtype=conv.weight.dtype,
         )
         q.weight, q.bias = conv.weight, conv.bias
-        q.w_bits = w_bits
+        q.w_bits, q.w_scheme = w_bits, scheme
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.quantized_weight(), self.bias)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, w_bits={self.w_bits}"
+        return f"{super().extra_repr()}, w_bits={self.w_bits}, w_scheme={self.w_scheme}"
 
 
 class QuantLinear(_WeightQuant, nn.Linear):
     """``nn.Linear`` whose weights are quantized per output feature at every forward."""
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, w_bits: int) -> QuantLinear:
+    def from_float(cls, linear: nn.Linear, w_bits: int, scheme: str = "asym-minmax-channel") -> QuantLinear:
         q = cls(
             linear.in_features,
             linear.out_features,
@@ -66,14 +92,14 @@ class QuantLinear(_WeightQuant, nn.Linear):
             dtype=linear.weight.dtype,
         )
         q.weight, q.bias = linear.weight, linear.bias
-        q.w_bits = w_bits
+        q.w_bits, q.w_scheme = w_bits, scheme
         return q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.quantized_weight(), self.bias)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, w_bits={self.w_bits}"
+        return f"{super().extra_repr()}, w_bits={self.w_bits}, w_scheme={self.w_scheme}"
 
 
 class QuantAct(nn.Module):
@@ -82,11 +108,15 @@ class QuantAct(nn.Module):
     While :attr:`calibrating` is True every forward updates the range from the batch
     min/max (``ema``: bias-corrected moving average; ``minmax``: cumulative extremes), in
     train or eval mode alike, as the reference codes do. Afterwards the range is frozen.
+    ``codes`` picks the grid bookkeeping (see :data:`ACT_QUANTIZERS`).
     """
 
-    def __init__(self, bits: int, act_range: str = "ema", momentum: float = 0.9, calibrate: str = "quantized"):
+    def __init__(
+        self, bits: int, act_range: str = "ema", momentum: float = 0.9, calibrate: str = "quantized", codes: str = "signed"
+    ):
         super().__init__()
         self.bits = bits
+        self.codes = codes
         self.act_range = act_range
         self.momentum = momentum
         self.calibrate_mode = calibrate
@@ -125,7 +155,11 @@ class QuantAct(nn.Module):
                 return x
         elif not self.calibrated:
             raise RuntimeError("activation quantizer used before its range was calibrated")
-        return asym_fake_quant_ste(x, self.x_min.to(x.dtype), self.x_max.to(x.dtype), self.bits)
+        return ste(ACT_QUANTIZERS[self.codes], x, self.x_min.to(x.dtype), self.x_max.to(x.dtype), self.bits)
+
+    def reset(self) -> None:
+        """Forget the calibrated range (the next calibration starts afresh)."""
+        self.num_updates.zero_()
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, range={self.act_range}, x_min={float(self.x_min):.4g}, x_max={float(self.x_max):.4g}"
+        return f"bits={self.bits}, codes={self.codes}, range={self.act_range}, x_min={float(self.x_min):.4g}, x_max={float(self.x_max):.4g}"

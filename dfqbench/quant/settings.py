@@ -10,6 +10,21 @@ The default, ``gdfq``, is the convention of the GDFQ family's code (ZeroQ → GD
 * identity straight-through gradient (no clip mask); BN not folded; the first and last
   layers at the same bit-width as the rest; the input image not quantized.
 
+``psaqvit`` is the convention of PSAQ-ViT V1's code (the default for ViTs; placement in
+:mod:`dfqbench.quant.vit`):
+
+* weights: per output channel, *symmetric*, Δ = 2·max(−min, max)/(2^n − 1), codes
+  −2^(n−1)..2^(n−1) − 1, every linear/conv (patch embedding and head included);
+* activations: one per-tensor asymmetric quantizer at each of PSAQ-ViT's sites (input
+  image, patch embedding, position embedding, LayerNorm outputs, qkv, attention scores,
+  attn·v, projections, residual sums, MLP hidden and output, logits; see ``vit``), with
+  PSAQ-ViT's own bookkeeping: unsigned codes 0..2^n − 1 and the zero point clamped to
+  them (identical to the shared grid whenever the range contains 0). ``act_sites="psaqvit"``
+  selects sites and bookkeeping together;
+* ranges: min/max of an observation of the *full-precision* network (``calibrate="fp"``:
+  weights unquantized too while calibrating), then frozen; LayerNorm, softmax and GELU FP;
+* identity straight-through gradient (PSAQ-ViT V1 has none; V2 needs one to train).
+
 Deliberate deviation: the reference's EMA "bias correction" divides the *stored* value by
 (1 − β^t), so ranges balloon to ~4000× the batch maximum around update 21 before settling
 after ~200 updates. We apply the Adam-style correction it intended (the first update
@@ -23,9 +38,9 @@ from dataclasses import dataclass
 
 from dfqbench.errors import DfqError, unknown
 
-WEIGHT_SCHEMES = ("asym-minmax-channel",)
+WEIGHT_SCHEMES = ("asym-minmax-channel", "sym-minmax-channel")
 ACT_RANGES = ("ema", "minmax")
-ACT_SITES = ("after-relu",)
+ACT_SITES = ("after-relu", "psaqvit")
 CALIBRATE_MODES = ("quantized", "fp")
 
 
@@ -70,14 +85,22 @@ class QuantSettings:
         return dataclasses.asdict(self)
 
 
-#: Named conventions. ``gdfq`` is the default for CNNs.
+#: Named conventions. ``gdfq`` is the default for CNNs, ``psaqvit`` for ViTs.
 PRESETS: dict[str, QuantSettings] = {
     "gdfq": QuantSettings(),
     # ZeroQ's and ZAQ's own estimator: cumulative min/max instead of the EMA.
     "zeroq": QuantSettings(name="zeroq", act_range="minmax"),
+    "psaqvit": QuantSettings(
+        name="psaqvit",
+        weight="sym-minmax-channel",
+        act_range="minmax",
+        act_sites="psaqvit",
+        calibrate="fp",
+        quantize_input=True,
+    ),
 }
 
-DEFAULT_FOR_FAMILY = {"cnn": "gdfq"}
+DEFAULT_FOR_FAMILY = {"cnn": "gdfq", "vit": "psaqvit"}
 
 
 def preset(name: str) -> QuantSettings:

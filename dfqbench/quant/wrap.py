@@ -1,8 +1,10 @@
 """Turn a full-precision model into its fake-quantized copy under a :class:`QuantSettings`.
 
-Placement is the GDFQ family's ``quantize_model`` recursion: every ``nn.Conv2d`` and
-``nn.Linear`` gets a weight quantizer and every ReLU/ReLU6 output an activation quantizer;
-BN, pooling, residual sums, the input image and the logits stay FP.
+Every ``nn.Conv2d`` and ``nn.Linear`` gets a weight quantizer. Activation quantizers go
+where ``act_sites`` says: ``psaqvit`` places PSAQ-ViT's sites on timm ViTs
+(:mod:`dfqbench.quant.vit`); ``after-relu`` is the GDFQ family's ``quantize_model``
+recursion: every ReLU/ReLU6 output gets one; BN, pooling, residual sums, the input image
+and the logits stay FP.
 
 One refinement over the reference: quantizers are attached per *call site*. The reference
 wraps each ReLU *module*, so a module applied twice (torchvision's ``BasicBlock.relu``)
@@ -37,17 +39,19 @@ def wrap(model: nn.Module, w_bits: int, a_bits: int, settings: QuantSettings) ->
     settings.validate()
     qmodel = copy.deepcopy(model)
     qmodel.requires_grad_(True)
-    _swap_weight_layers(qmodel, w_bits, settings.first_last_bits)
+    _swap_weight_layers(qmodel, w_bits, settings.first_last_bits, settings.weight)
+    codes = "unsigned" if settings.act_sites == "psaqvit" else "signed"
 
     def make_act() -> QuantAct:
-        return QuantAct(a_bits, settings.act_range, settings.act_momentum, settings.calibrate)
+        return QuantAct(a_bits, settings.act_range, settings.act_momentum, settings.calibrate, codes)
 
+    qmodel = PLACEMENTS[settings.act_sites](qmodel, make_act)
     if settings.quantize_input:
         qmodel = nn.Sequential(make_act(), qmodel)
-    return _insert_after_activations(qmodel, make_act)
+    return qmodel
 
 
-def _swap_weight_layers(model: nn.Module, w_bits: int, first_last_bits: int | None) -> None:
+def _swap_weight_layers(model: nn.Module, w_bits: int, first_last_bits: int | None, scheme: str) -> None:
     targets = []
     for name, module in model.named_modules():
         kind = type(module)
@@ -60,7 +64,7 @@ def _swap_weight_layers(model: nn.Module, w_bits: int, first_last_bits: int | No
         parent, attr = _parent(model, name)
         layer = getattr(parent, attr)
         quant_cls = QuantConv2d if isinstance(layer, nn.Conv2d) else QuantLinear
-        setattr(parent, attr, quant_cls.from_float(layer, bits))
+        setattr(parent, attr, quant_cls.from_float(layer, bits, scheme))
 
 
 def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
@@ -122,6 +126,19 @@ def _insert_after_activations(module: nn.Module, make_act: Callable[[], QuantAct
         node.replace_all_uses_with(quant, delete_user_cb=lambda user, q=quant: user is not q)
     gm.recompile()
     return gm
+
+
+def _psaqvit_sites(model: nn.Module, make_act: Callable[[], QuantAct]) -> nn.Module:
+    from dfqbench.quant import vit  # imports timm (seconds); only ViT cells pay for it
+
+    return vit.place(model, make_act)
+
+
+#: activation-site placements of :class:`QuantSettings` (``act_sites``)
+PLACEMENTS: dict[str, Callable[[nn.Module, Callable[[], QuantAct]], nn.Module]] = {
+    "after-relu": _insert_after_activations,
+    "psaqvit": _psaqvit_sites,
+}
 
 
 def quant_acts(model: nn.Module) -> Iterator[tuple[str, QuantAct]]:

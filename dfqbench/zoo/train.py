@@ -22,9 +22,13 @@ from dfqbench.progress import SILENT, Display
 class Recipe:
     epochs: int = 30
     batch_size: int = 64
+    #: ``sgd`` (Nesterov, ``momentum``) or ``adamw`` (default betas); ViTs need the latter
+    optimizer: str = "sgd"
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    #: linear warm-up before the cosine decay, in epochs
+    warmup_epochs: int = 0
     #: random translation by up to this many pixels (padding with the background value)
     shift: int = 1
     label_smoothing: float = 0.0
@@ -43,6 +47,16 @@ def _random_shift(x: torch.Tensor, shift: int, background: float, gen: torch.Gen
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
 
 
+def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True
+        )
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; valid choices: sgd, adamw")
+
+
 def train_classifier(
     model: nn.Module,
     data: TensorDataset,
@@ -51,15 +65,20 @@ def train_classifier(
     description: str = "training",
     display: Display = SILENT,
 ) -> nn.Module:
-    """Train ``model`` in place with SGD (Nesterov) and a per-step cosine schedule."""
+    """Train ``model`` in place: per-step linear warm-up, then cosine decay."""
     gen = torch.Generator().manual_seed(recipe.seed)
     images, labels = data.tensors
     steps_per_epoch = math.ceil(len(labels) / recipe.batch_size)
     total = recipe.epochs * steps_per_epoch
-    opt = torch.optim.SGD(
-        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    warmup = recipe.warmup_epochs * steps_per_epoch
+    opt = _optimizer(model, recipe)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     model.train()
     with display.bar(description, total) as bar:
         for _ in range(recipe.epochs):

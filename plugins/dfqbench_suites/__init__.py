@@ -8,7 +8,7 @@ The paper suites (``cifar10``, ``cifar100``, ``imagenet``, ``imagenet-vit``) are
 that the naive baseline loses clearly at 3–4 bits (measured numbers in the README).
 """
 
-from dfqbench.api import CNN, DatasetInfo, ModelInfo, SuiteInfo, hookimpl
+from dfqbench.api import CNN, VIT, DatasetInfo, ModelInfo, SuiteInfo, hookimpl
 from dfqbench_suites import paper_suites
 
 DIGITS_MEAN = (0.3054,)
@@ -37,6 +37,7 @@ def dfqbench_models():
     return [
         ModelInfo("resnet20-digits", "ResNet-20 (4/8/16)", CNN, "dfqbench_suites.digits:resnet20_digits"),
         ModelInfo("mobilenetv2-digits", "MobileNetV2 (digits)", CNN, "dfqbench_suites.digits:mobilenetv2_digits"),
+        ModelInfo("vit-digits", "ViT (digits)", VIT, "dfqbench_suites.digits:vit_digits", "timm VisionTransformer, 2×2 patches, 48×3"),
         *paper_suites.MODELS,
     ]
 
@@ -47,7 +48,7 @@ def dfqbench_suites():
         SuiteInfo(
             name="digits",
             description="real 8×8 handwritten digits, narrow CNNs trained on first use (offline default)",
-            rows=(("digits", "resnet20-digits"), ("digits", "mobilenetv2-digits")),
+            rows=(("digits", "resnet20-digits"), ("digits", "mobilenetv2-digits"), ("digits", "vit-digits")),
             bits=("3", "4", "5"),
         ),
         *paper_suites.SUITES,
