@@ -20,10 +20,10 @@ ROW = ["suite", "dataset", "model", "w_bits", "a_bits"]
 def leaderboard(records: list[dict[str, Any]]) -> pd.DataFrame:
     summary = tables.summarize(tables.frame(records))
     ranked = summary[summary["data_free"] & (summary["n_ok"] > 0)].copy()
-    ranked["rank"] = ranked.groupby(["budget", "quantizer", *ROW])["top1_mean"].rank(ascending=False, method="average")
+    ranked["rank"] = ranked.groupby(["budget", "quantizer", "data", *ROW])["top1_mean"].rank(ascending=False, method="average")
     ranked["drop"] = ranked["fp_top1"] - ranked["top1_mean"]
     board = (
-        ranked.groupby(["budget", "quantizer", "method"])
+        ranked.groupby(["budget", "quantizer", "data", "method"])
         .agg(
             method_label=("method_label", "last"),
             rows=("rank", "size"),
@@ -34,12 +34,12 @@ def leaderboard(records: list[dict[str, Any]]) -> pd.DataFrame:
         )
         .reset_index()
     )
-    return board.sort_values(["budget", "quantizer", "mean_rank", "mean_drop"], kind="stable")
+    return board.sort_values(["budget", "quantizer", "data", "mean_rank", "mean_drop"], kind="stable")
 
 
 def markdown(board: pd.DataFrame) -> str:
     parts = []
-    for (budget, quantizer), group in board.groupby(["budget", "quantizer"], sort=False):
+    for (budget, quantizer, data), group in board.groupby(["budget", "quantizer", "data"], sort=False):
         view = pd.DataFrame(
             {
                 "Method": group["method_label"],
@@ -51,7 +51,9 @@ def markdown(board: pd.DataFrame) -> str:
             }
         )
         parts.append(
-            f"### Leaderboard · budget `{budget}` · quantizer `{quantizer}`\n\n"
+            f"### Leaderboard · budget `{budget}` · quantizer `{quantizer}`"
+            + (f" · data `{data}`" if data else "")
+            + "\n\n"
             + view.to_markdown(index=False, disable_numparse=True)
             + "\n\nRank within each dataset/model/bit-width row (1 = best top-1 of the data-free methods run on it), averaged over rows."
         )

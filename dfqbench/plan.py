@@ -38,10 +38,16 @@ class Cell:
     config: dict[str, Any] = field(compare=True)
     #: the row's data settings (evaluation preprocessing etc.), see ``SuiteInfo.settings``
     data: dict[str, Any] = field(default_factory=dict)
+    #: the ``--set`` changes that produced this cell, by target (method, ``quantizer``,
+    #: ``data``). Their effect is already in the fields above, so they are not part of the
+    #: key; tables use them to show a variant as its own column or table.
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        identity = dataclasses.asdict(self)
+        del identity["overrides"]
+        blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     @property
@@ -146,8 +152,10 @@ def make_plan(
                 for w_bits, a_bits in bits:
                     task = make_task(reg, suite, dataset, model, w_bits, a_bits, data)
                     config = overrides.apply(impl.config(task, budget), changes.get(info.name, {}), info.name)
+                    used = {t: c for t, c in changes.items() if t in (info.name, "quantizer", "data") and c}
                     cells.append(
-                        Cell(suite, dataset, model, info.name, w_bits, a_bits, seed, budget, qsettings.to_dict(), config_to_dict(config), data)
+                        Cell(suite, dataset, model, info.name, w_bits, a_bits, seed, budget, qsettings.to_dict(),
+                             config_to_dict(config), data, used)
                     )
     return Plan(cells, skipped)
 

@@ -2,8 +2,11 @@
 
 Rows are dataset / model (FP top-1) / bit-width, one column per method, mean ± std over
 seeds, the best data-free method per row in bold. One table per (suite, budget,
-quantizer): numbers obtained under different budgets or conventions are never mixed.
-Methods that read real data are marked † and never bold.
+quantizer, data settings): numbers obtained under different budgets or conventions are
+never mixed. A method run with ``--set`` changes is its own column (``GDFQ (lr_s=0.01)``);
+where an entry holds records of several effective configurations (records made before a
+method's defaults changed), only those of the latest one count. Methods that read real data
+are marked † and never bold.
 
 Where the suite has published numbers (:mod:`dfqbench.published`), each entry also shows
 the published value and ours − published, and :func:`compare` lists ours and every
@@ -12,6 +15,7 @@ published value entry by entry, including methods that have no dfqbench plugin.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +24,35 @@ import pandas as pd
 from dfqbench import published as pub
 from dfqbench.records import latest
 
-KEYS = ["suite", "budget", "quantizer", "dataset", "model", "w_bits", "a_bits", "method"]
+KEYS = ["suite", "budget", "quantizer", "data", "dataset", "model", "w_bits", "a_bits", "method"]
+
+
+def _changes(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
 def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per cell (the latest record of each key)."""
+    """One row per cell (the latest record of each key, of the latest configuration)."""
     rows = []
     for r in latest(records):
         cell, labels = r["cell"], r.get("labels", {})
+        overrides = cell.get("overrides", {})
+        variant = _changes(overrides.get(cell["method"], {}))
+        quantizer = _changes(overrides.get("quantizer", {}))
         rows.append(
             {
                 "suite": cell["suite"],
                 "budget": cell["budget"],
-                "quantizer": cell["quantizer"].get("name", "?"),
+                "quantizer": cell["quantizer"].get("name", "?") + (f" ({quantizer})" if quantizer else ""),
+                "data": _changes(overrides.get("data", {})),
                 "dataset": cell["dataset"],
                 "dataset_label": labels.get("dataset", cell["dataset"]),
                 "model": cell["model"],
                 "model_label": labels.get("model", cell["model"]),
                 "w_bits": cell["w_bits"],
                 "a_bits": cell["a_bits"],
-                "method": cell["method"],
-                "method_label": labels.get("method", cell["method"]),
+                "method": cell["method"] + (f"[{variant}]" if variant else ""),
+                "method_label": labels.get("method", cell["method"]) + (f" ({variant})" if variant else ""),
                 "data_free": labels.get("data_free", True),
                 "year": labels.get("year", 0),
                 "seed": cell["seed"],
@@ -49,9 +61,14 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "top5": r.get("top5"),
                 "fp_top1": r.get("fp_top1"),
                 "version": r.get("versions", {}).get("dfqbench", "?"),
+                "effective": json.dumps([cell["config"], cell["quantizer"], cell.get("data", {})], sort_keys=True),
             }
         )
-    return pd.DataFrame(rows)
+    cells = pd.DataFrame(rows)
+    if cells.empty:
+        return cells
+    newest = cells.groupby(KEYS, sort=False)["effective"].transform("last")
+    return cells[cells["effective"] == newest].drop(columns="effective").reset_index(drop=True)
 
 
 def summarize(cells: pd.DataFrame) -> pd.DataFrame:
@@ -84,7 +101,7 @@ def summarize(cells: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-TABLE = ["suite", "budget", "quantizer"]
+TABLE = ["suite", "budget", "quantizer", "data"]
 ROW = ["dataset", "model", "w_bits", "a_bits"]
 RERUN = "‡"
 MINUS = "\N{MINUS SIGN}"
@@ -135,7 +152,7 @@ def _entry(row: pd.Series) -> str:
 
 def markdown(summary: pd.DataFrame) -> str:
     parts = []
-    for (suite, budget, quantizer), table in summary.groupby(["suite", "budget", "quantizer"], sort=False):
+    for (suite, budget, quantizer, data), table in summary.groupby(TABLE, sort=False):
         # data-free methods by publication year (baselines first), references last
         order = table.assign(ref=~table["data_free"].astype(bool)).sort_values(["ref", "year", "method_label"], kind="stable")
         methods = list(dict.fromkeys(order["method"]))
@@ -168,7 +185,9 @@ def markdown(summary: pd.DataFrame) -> str:
         seeds = sorted({int(s) for ss in table["seeds"] for s in ss.split(",")})
         versions = sorted({v for vs in table["versions"] for v in vs.split(",")})
         parts.append(
-            f"### Suite `{suite}` · budget `{budget}` · quantizer `{quantizer}` · seeds "
+            f"### Suite `{suite}` · budget `{budget}` · quantizer `{quantizer}`"
+            + (f" · data `{data}`" if data else "")
+            + " · seeds "
             f"{', '.join(map(str, seeds))} · dfqbench {', '.join(versions)}\n\n"
             + frame_.to_markdown(index=False, disable_numparse=True)
             + "\n\nTop-1 (%) on the validation split of the final model (no selection on it); mean ± std over seeds."
@@ -223,7 +242,7 @@ def compare(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
 
 def compare_markdown(comparison: pd.DataFrame) -> str:
     parts = []
-    for (suite, budget, quantizer), table in comparison.groupby(TABLE, sort=False):
+    for (suite, budget, quantizer, data), table in comparison.groupby(TABLE, sort=False):
         lines = []
         for _, r in table.iterrows():
             has_pub = pd.notna(r["pub_top1"])
@@ -251,7 +270,9 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
         if budget != "paper":
             note += f" Budget `{budget}` is not the papers' schedule: the differences are not a reproduction check."
         parts.append(
-            f"### Ours vs published · suite `{suite}` · budget `{budget}` · quantizer `{quantizer}`\n\n"
+            f"### Ours vs published · suite `{suite}` · budget `{budget}` · quantizer `{quantizer}`"
+            + (f" · data `{data}`" if data else "")
+            + "\n\n"
             + pd.DataFrame(lines, columns=header).to_markdown(index=False, disable_numparse=True)
             + f"\n\n{note}"
         )

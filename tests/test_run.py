@@ -142,8 +142,10 @@ def test_key_is_a_hash_of_exactly_the_cell():
     key = Cell(**base).key
     assert Cell(**dict(base)).key == key
     for field, value in [("seed", 1), ("budget", "smoke"), ("a_bits", 8), ("config", {"batches": 31}),
-                         ("quantizer", {"name": "zeroq"})]:
+                         ("quantizer", {"name": "zeroq"}), ("data", {"normalization": "pytorchcv"})]:
         assert Cell(**{**base, field: value}).key != key
+    # how a configuration was reached (--set or defaults) is not part of the cell's identity
+    assert Cell(**base, overrides={"noise": {"batches": 32}}).key == key
 
 
 class TestDataFree:
@@ -202,6 +204,18 @@ class TestDataFree:
         assert record["status"] == "ok"
         after = [(a.x_min.item(), a.x_max.item()) for _, a in quant_acts(captured["model"])]
         assert after == captured["before"]  # no validation image ever reached a range
+
+
+def test_set_changes_are_recorded_and_shown_as_a_variant(cli, tmp_path):
+    args = ("run", "--models", "resnet20-digits", "--bits", "3", "--budget", "smoke", "--results", str(tmp_path))
+    assert cli(*args, "--methods", "noise").code == 0
+    assert cli(*args, "--methods", "noise", "--set", "noise.batches=3").code == 0
+    recs = records(tmp_path)
+    assert [r["cell"]["overrides"] for r in recs] == [{}, {"noise": {"batches": 3}}]
+    assert recs[1]["cell"]["config"]["batches"] == 3
+    table = (tmp_path / "digits" / "table.md").read_text()
+    header = next(l for l in table.splitlines() if l.startswith("| Dataset"))
+    assert [c.strip() for c in header.strip("|").split("|")][3:] == ["Noise", "Noise (batches=3)"]
 
 
 def test_records_are_plain_json_lines(cli, tmp_path):

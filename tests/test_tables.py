@@ -74,3 +74,31 @@ def test_leaderboard_ranks_within_rows_and_skips_references():
     assert board.loc["gdfq", "mean_drop"] == ((98.5 - 92.0) + (98.5 - 60.0)) / 2
     text = leaderboard.markdown(leaderboard.leaderboard(recs))
     assert text.startswith("### Leaderboard · budget `default` · quantizer `gdfq`")
+
+
+def test_set_variants_are_their_own_column_never_averaged_in():
+    variant = record("gdfq", 0, 50.0)
+    variant["key"] = "variant"
+    variant["cell"] = {**variant["cell"], "config": {"lr_s": 0.01}, "overrides": {"gdfq": {"lr_s": 0.01}}}
+    s = tables.summarize(tables.frame(RECORDS + [variant])).set_index("method")
+    assert s.loc["gdfq", "top1_mean"] == 92.0 and s.loc["gdfq", "n_seeds"] == 3
+    assert s.loc["gdfq[lr_s=0.01]", "top1_mean"] == 50.0
+    header = next(l for l in tables.markdown(tables.summarize(tables.frame(RECORDS + [variant]))).splitlines() if l.startswith("| Dataset"))
+    assert [c.strip() for c in header.strip("|").split("|")][4:6] == ["GDFQ", "GDFQ (lr_s=0.01)"]
+
+
+def test_records_of_a_superseded_configuration_do_not_count():
+    old = record("gdfq", 0, 10.0)
+    old["key"] = "old-config"
+    old["cell"] = {**old["cell"], "config": {"epochs": 1}}
+    # the old-config record comes first in the file: the three current seeds win
+    s = tables.summarize(tables.frame([old] + RECORDS)).set_index("method")
+    assert s.loc["gdfq", "top1_mean"] == 92.0 and s.loc["gdfq", "n_seeds"] == 3
+
+
+def test_data_overrides_get_their_own_table():
+    other = record("gdfq", 0, 70.0)
+    other["key"] = "pytorchcv-normalisation"
+    other["cell"] = {**other["cell"], "data": {"normalization": "pytorchcv"}, "overrides": {"data": {"normalization": "pytorchcv"}}}
+    text = tables.markdown(tables.summarize(tables.frame(RECORDS + [other])))
+    assert text.count("### Suite") == 2 and "· data `normalization=pytorchcv`" in text

@@ -63,6 +63,9 @@ class ZAQConfig:
     beta: float = 0.1  #: weight of the activation regularizer (generator only)
     scrm_gamma: float = 0.1
     calib_epochs: int = 4  #: ours: the reference never freezes its ranges (see the docstring)
+    #: ``train``: the reference — BN uses batch statistics and its running statistics are
+    #: re-estimated on generated data; ``eval``: BN frozen, as the GDFQ family (an ablation)
+    bn_mode: str = "train"
     derived: bool = False  #: True where the reference has no config (ImageNet)
 
 
@@ -97,8 +100,10 @@ class ZAQ(Method):
         generator = ZAQGenerator(task.input_shape, config.latent_dim).to(ctx.device)
         opt_q = torch.optim.SGD(qmodel.parameters(), lr=config.lr_q, momentum=config.momentum_q, weight_decay=config.weight_decay_q)
         opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=tuple(config.betas_g))
+        if config.bn_mode not in ("train", "eval"):
+            raise ValueError(f"unknown bn_mode {config.bn_mode!r}; valid choices: eval, train")
         teacher.eval()
-        qmodel.train()  # BN statistics re-estimated on generated data, as the reference does
+        qmodel.train(config.bn_mode == "train")
         generator.train()
 
         def batch() -> torch.Tensor:
