@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from dfqbench.api import Method, Task
+from dfqbench.api import Task
 from dfqbench.dfq.bn_stats import BNInputs, gdfq_bns_loss
-from dfqbench.dfq.budgets import scaled
-from dfqbench.dfq.generators import GDFQGenerator
-from dfqbench.dfq.loop import ConditionalGame, LoopConfig, train_with_generator
+from dfqbench.dfq.family import GeneratorMethod
+from dfqbench.dfq.loop import ConditionalGame, LoopConfig
 from dfqbench_adadfq import losses
 
 
@@ -46,7 +45,7 @@ _CIFAR = dict(warmup_epochs=4, lr_s=1e-4, milestones_s=(100, 200, 300), mileston
 _IMAGENET = dict(warmup_epochs=50, lr_s=1e-5, milestones_s=(350, 400), milestones_g=(350, 400), temperature=5.0, conditioning="cbn")
 
 
-def paper_config(task: Task) -> AdaDFQConfig:
+def adadfq_paper_config(task: Task) -> AdaDFQConfig:
     """The reference's ``*.hocon`` (shipped at 3 bits) with their per-bit comments."""
     bits, model = task.w_bits, task.model
     if task.dataset != "imagenet":  # CIFAR-10/100 configs; digits uses CIFAR-10's
@@ -88,13 +87,10 @@ class AdaDFQGame(ConditionalGame):
         return {"loss": losses.student_loss(teacher_logits, student_logits, self.cfg.temperature)}
 
 
-class AdaDFQ(Method):
+class AdaDFQ(GeneratorMethod):
     Config = AdaDFQConfig
+    Game = AdaDFQGame
+    description = "AdaDFQ generator + student"
 
-    def config(self, task: Task, budget: str) -> AdaDFQConfig:
-        return scaled(paper_config(task), budget)
-
-    def quantize(self, teacher, qmodel, task, config, ctx):
-        generator = GDFQGenerator(task.num_classes, task.input_shape, config.latent_dim, config.conditioning).to(ctx.device)
-        game = AdaDFQGame(generator, task.num_classes, config)
-        return train_with_generator(teacher, qmodel, generator, game, config, ctx, "AdaDFQ generator + student")
+    def paper_config(self, task: Task) -> AdaDFQConfig:
+        return adadfq_paper_config(task)

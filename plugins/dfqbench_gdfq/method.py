@@ -1,7 +1,7 @@
 """GDFQ: a conditional generator trained against the FP teacher's labels and BN statistics;
 the quantized model distilled from the teacher on its images (official code ``xushoukai/GDFQ``).
 
-Losses (GDFQ §3; the code's constants):
+Losses (GDFQ §3; the code's constants), in :class:`~dfqbench.dfq.family.LabelGuidedGame`:
 
 * generator: CE(teacher(G(z, y)), y) + 0.1·L_BNS — the generator never sees the student;
 * student: α·T²·KL_mean(q/T ‖ t/T) + CE(q, y), T = 20, α = 1, KL with the element-wise mean
@@ -17,15 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-
-from dfqbench.api import Method, Task
-from dfqbench.dfq.bn_stats import BNInputs, gdfq_bns_loss
-from dfqbench.dfq.budgets import scaled
-from dfqbench.dfq.generators import GDFQGenerator
-from dfqbench.dfq.kd import gdfq_student_loss
-from dfqbench.dfq.loop import ConditionalGame, LoopConfig, train_with_generator
+from dfqbench.api import Task
+from dfqbench.dfq.family import GeneratorMethod, LabelGuidedGame
+from dfqbench.dfq.loop import LoopConfig
 
 
 @dataclass(frozen=True)
@@ -45,28 +39,10 @@ PAPER = {
 }
 
 
-def paper_config(task: Task) -> GDFQConfig:
-    return PAPER["imagenet" if task.dataset == "imagenet" else "cifar"]
-
-
-class GDFQGame(ConditionalGame):
-    def generator_loss(self, sample, teacher_logits, bn: BNInputs, student_logits) -> dict[str, torch.Tensor]:
-        ce = F.cross_entropy(teacher_logits, sample.labels)
-        bns = gdfq_bns_loss(bn)
-        return {"loss": ce + self.cfg.bns_weight * bns, "ce": ce, "bns": bns}
-
-    def student_loss(self, sample, student_logits, teacher_logits) -> dict[str, torch.Tensor]:
-        total, kd, ce = gdfq_student_loss(student_logits, teacher_logits, sample.targets, self.cfg.temperature, self.cfg.alpha)
-        return {"loss": total, "kd": kd, "ce": ce}
-
-
-class GDFQ(Method):
+class GDFQ(GeneratorMethod):
     Config = GDFQConfig
+    Game = LabelGuidedGame
+    description = "GDFQ generator + student"
 
-    def config(self, task: Task, budget: str) -> GDFQConfig:
-        return scaled(paper_config(task), budget)
-
-    def quantize(self, teacher, qmodel, task, config, ctx):
-        generator = GDFQGenerator(task.num_classes, task.input_shape, config.latent_dim, config.conditioning).to(ctx.device)
-        game = GDFQGame(generator, task.num_classes, config)
-        return train_with_generator(teacher, qmodel, generator, game, config, ctx, "GDFQ generator + student")
+    def paper_config(self, task: Task) -> GDFQConfig:
+        return PAPER["imagenet" if task.dataset == "imagenet" else "cifar"]

@@ -26,12 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfqbench.api import Method, Task
-from dfqbench.dfq.bn_stats import BNInputs, gdfq_bns_loss
-from dfqbench.dfq.budgets import scaled
+from dfqbench.api import Task
+from dfqbench.dfq.family import GeneratorMethod, LabelGuidedGame
 from dfqbench.dfq.generators import QimeraGenerator
-from dfqbench.dfq.kd import gdfq_student_loss, soft_cross_entropy
-from dfqbench.dfq.loop import ConditionalGame, LoopConfig, Sample, train_with_generator
+from dfqbench.dfq.loop import LoopConfig, Sample
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ PAPER = {
 FALLBACK_MODEL = {"cifar10": "resnet20", "cifar100": "resnet20", "imagenet": "resnet18"}
 
 
-def paper_config(task: Task) -> QimeraConfig:
+def qimera_paper_config(task: Task) -> QimeraConfig:
     dataset = task.dataset if task.dataset in FALLBACK_MODEL else "cifar10"
     bits = task.w_bits if task.w_bits in (4, 5) else 4
     mixing = PAPER.get((dataset, task.model, bits)) or PAPER[(dataset, FALLBACK_MODEL[dataset], bits)]
@@ -83,8 +81,9 @@ def classifier_weights(model: nn.Module) -> torch.Tensor:
     return layers[-1].weight.detach().flatten(1)
 
 
-class QimeraGame(ConditionalGame):
-    """Boundary-supporting batches with probability p, else GDFQ's single-label batches."""
+class QimeraGame(LabelGuidedGame):
+    """Boundary-supporting batches with probability p, else GDFQ's single-label batches;
+    GDFQ's objectives on the soft labels."""
 
     def sample(self, batch_size: int, device: torch.device) -> Sample:
         if torch.rand(()) < self.cfg.mix_prob:
@@ -100,26 +99,19 @@ class QimeraGame(ConditionalGame):
     def generate(self, sample: Sample) -> torch.Tensor:
         return self.generator(sample.z, sample.labels, sample.weights)
 
-    def generator_loss(self, sample: Sample, teacher_logits, bn: BNInputs, student_logits) -> dict[str, torch.Tensor]:
-        ce = soft_cross_entropy(teacher_logits, sample.targets)
-        bns = gdfq_bns_loss(bn)
-        return {"loss": ce + self.cfg.bns_weight * bns, "ce": ce, "bns": bns}
 
-    def student_loss(self, sample: Sample, student_logits, teacher_logits) -> dict[str, torch.Tensor]:
-        total, kd, ce = gdfq_student_loss(student_logits, teacher_logits, sample.targets, self.cfg.temperature, self.cfg.alpha)
-        return {"loss": total, "kd": kd, "ce": ce}
-
-
-class Qimera(Method):
+class Qimera(GeneratorMethod):
     Config = QimeraConfig
+    Game = QimeraGame
+    description = "Qimera generator + student"
 
-    def config(self, task: Task, budget: str) -> QimeraConfig:
-        return scaled(paper_config(task), budget)
+    def paper_config(self, task: Task) -> QimeraConfig:
+        return qimera_paper_config(task)
 
-    def quantize(self, teacher, qmodel, task, config, ctx):
+    def generator(self, teacher, task, config, ctx) -> QimeraGenerator:
         classifier = classifier_weights(teacher)
         ctx.log(latent_dim=classifier.shape[1])  # the teacher's penultimate width
-        generator = QimeraGenerator(
+        return QimeraGenerator(
             task.num_classes,
             task.input_shape,
             latent_dim=classifier.shape[1],
@@ -127,6 +119,4 @@ class Qimera(Method):
             noise_scale=config.noise_scale,
             dm_dim=config.dm_dim or None,
             conditioning=config.conditioning,
-        ).to(ctx.device)
-        game = QimeraGame(generator, task.num_classes, config)
-        return train_with_generator(teacher, qmodel, generator, game, config, ctx, "Qimera generator + student")
+        )

@@ -27,28 +27,22 @@ PYTORCHCV_CIFAR = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
 GDFQ_CIFAR10 = ((0.49139968, 0.48215827, 0.44653124), (0.24703233, 0.24348505, 0.26158768))
 GDFQ_CIFAR100 = ((0.50705882, 0.48666667, 0.44078431), (0.26745098, 0.25568627, 0.27607843))
 
-CIFAR10 = DatasetInfo(
-    name="cifar10",
-    display_name="CIFAR-10",
-    num_classes=10,
-    input_shape=(3, 32, 32),
-    mean=GDFQ_CIFAR10[0],
-    std=GDFQ_CIFAR10[1],
-    loader=f"{PACKAGE}.cifar:load_cifar10",
-    notes="torchvision CIFAR-10 (python version); val = the 10,000-image test split",
-    normalizations={"gdfq": GDFQ_CIFAR10, "pytorchcv": PYTORCHCV_CIFAR},
-)
-CIFAR100 = DatasetInfo(
-    name="cifar100",
-    display_name="CIFAR-100",
-    num_classes=100,
-    input_shape=(3, 32, 32),
-    mean=GDFQ_CIFAR100[0],
-    std=GDFQ_CIFAR100[1],
-    loader=f"{PACKAGE}.cifar:load_cifar100",
-    notes="torchvision CIFAR-100 (python version); val = the 10,000-image test split",
-    normalizations={"gdfq": GDFQ_CIFAR100, "pytorchcv": PYTORCHCV_CIFAR},
-)
+def _cifar(name: str, display: str, classes: int, gdfq: tuple) -> DatasetInfo:
+    return DatasetInfo(
+        name=name,
+        display_name=display,
+        num_classes=classes,
+        input_shape=(3, 32, 32),
+        mean=gdfq[0],
+        std=gdfq[1],
+        loader=f"{PACKAGE}.cifar:load_{name}",
+        notes=f"torchvision {display} (python version); val = the 10,000-image test split",
+        normalizations={"gdfq": gdfq, "pytorchcv": PYTORCHCV_CIFAR},
+    )
+
+
+CIFAR10 = _cifar("cifar10", "CIFAR-10", 10, GDFQ_CIFAR10)
+CIFAR100 = _cifar("cifar100", "CIFAR-100", 100, GDFQ_CIFAR100)
 IMAGENET = DatasetInfo(
     name="imagenet",
     display_name="ImageNet",
