@@ -82,14 +82,15 @@ class Session:
         return self._splits[key]
 
     def teacher(self, dataset: str, model: str, settings: dict[str, Any]) -> Teacher:
-        """The frozen FP teacher and its validation accuracy, once per (dataset, model)."""
+        """The frozen FP teacher and its accuracy on the evaluation split, once per (dataset, model)."""
         key = (dataset, model, _frozen(settings))
         if key not in self._teachers:
-            val = self.split(dataset, "val", settings)  # missing data is reported before any download of weights
+            # loaded first: missing data is reported before any download of weights
+            split = self.split(dataset, self.eval_split, settings)
             info = self.registry.model(model).info
             module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
             module = freeze(module.to(self.device))
-            top1, top5 = evaluate(module, val, self.device)
+            top1, top5 = evaluate(module, split, self.device)
             self._teachers[key] = Teacher(module, top1, top5, self.zoo.weights_used.get((dataset, model)))
             self.display.print(f"teacher {model} on {dataset}: FP top-1 {top1:.2f}%")
         return self._teachers[key]

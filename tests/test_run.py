@@ -235,3 +235,20 @@ def test_leaderboard_from_stored_records(cli, tmp_path):
     assert res.code == 0
     board = (tmp_path / "leaderboard.md").read_text()
     assert "| Noise " in board and "Real-calib" not in board  # references are never ranked
+
+
+def test_tuning_sessions_evaluate_on_the_training_split_and_say_so(monkeypatch):
+    from dfqbench.data import digits
+    from dfqbench.plan import make_plan
+    from dfqbench.registry import load_registry
+    from dfqbench.session import Session
+
+    requested = []
+    original = digits.load_split
+    monkeypatch.setattr(digits, "load_split", lambda split, env=None, settings=None: requested.append(split) or original(split, env, settings))
+    reg = load_registry()
+    (cell,) = make_plan(reg, "digits", ["noise"], ["resnet20-digits"], [(4, 4)], [0], "smoke").cells
+    record = Session(reg, torch.device("cpu"), eval_split="train").run(cell)
+    assert record["eval_split"] == "train" and record["status"] == "ok"
+    assert requested == ["train"]  # teacher and quantized model measured on it; validation never loaded
+    assert record["fp_top1"] > 99.0  # a teacher is near-perfect on its own training images
