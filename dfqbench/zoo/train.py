@@ -1,7 +1,9 @@
 """Deterministic supervised training of the embedded suites' FP teachers.
 
-Same recipe, same torch build, same device → bit-identical weights: the initialisation,
-the shuffling and the augmentation all draw from generators seeded by the recipe.
+Same recipe, same torch build, same CPU → bit-identical weights: the initialisation, the
+shuffling and the augmentation all draw from generators seeded by the recipe, and training
+always runs on one thread — a CPU's parallel reductions sum in a thread-count-dependent
+order, which alone moved the digits ResNet-20's FP top-1 from 98.33 to 98.66.
 """
 
 from __future__ import annotations
@@ -65,7 +67,16 @@ def train_classifier(
     description: str = "training",
     display: Display = SILENT,
 ) -> nn.Module:
-    """Train ``model`` in place: per-step linear warm-up, then cosine decay."""
+    """Train ``model`` in place: per-step linear warm-up, then cosine decay (on one thread)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(model, data, recipe, background, description, display)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model: nn.Module, data: TensorDataset, recipe: Recipe, background: float, description: str, display: Display) -> nn.Module:
     gen = torch.Generator().manual_seed(recipe.seed)
     images, labels = data.tensors
     steps_per_epoch = math.ceil(len(labels) / recipe.batch_size)
