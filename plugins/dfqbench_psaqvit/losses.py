@@ -8,6 +8,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from dfqbench.dfq.kd import kl_batchmean
+
 #: pixel count of the batch V1's TV target was set for ("for batch_size 32", 3×224×224)
 TV_REFERENCE_VALUES = 32 * 3 * 224 * 224
 
@@ -65,12 +67,4 @@ def tv_target_scale(shape: torch.Size | tuple[int, ...]) -> float:
 
 def teacher_student_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """τ²·KL(softmax(z_T/τ) ‖ softmax(z_S/τ)), mean over the batch (V2 spec §1.4 D, [I])."""
-    return (
-        F.kl_div(
-            F.log_softmax(student_logits / temperature, dim=-1),
-            F.log_softmax(teacher_logits / temperature, dim=-1),
-            log_target=True,
-            reduction="batchmean",
-        )
-        * temperature**2
-    )
+    return temperature**2 * kl_batchmean(student_logits, teacher_logits, temperature)
