@@ -80,7 +80,8 @@ def test_generation_raises_the_patch_similarity_entropy():
     task = Task("s", "digits", "m", "vit", 10, (1, 8, 8), (0.3,), (0.4,), 4, 8)
     ctx = RunContext(task, torch.device("cpu"), 0, "smoke")
     config = PSAQViTConfig(images=8, steps=(20,), jitter=(1,), warmup=5, ce_weight=0.0, tv_weight=0.0)  # PSE only
-    images = synthesize(teacher, task, config, ctx)
+    images, final = synthesize(teacher, task, config, ctx)
+    assert set(final) == {"tv", "pse", "ce"}  # the last step's loss parts come back, for every cell to log
     probe = AttentionProbe(teacher)  # a second probe sees the same (now explicit) attention
 
     def entropy(x):

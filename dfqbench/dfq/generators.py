@@ -161,13 +161,15 @@ class QimeraGenerator(nn.Module):
         return self.trunk((weights[..., None] * e).sum(dim=1), (labels, weights))
 
 
-class ZAQGenerator(nn.Module):
-    """ZAQ's unconditional generator (``network/gan.py``): z ~ N(0, I_nz) → image."""
+class UnconditionalGenerator(nn.Module):
+    """The trunk without label conditioning: z ~ N(0, I) → image. The defaults are ZAQ's
+    (``network/gan.py``: 256 dimensions, BN eps 1e-5); PSAQ-ViT V2's generator variant uses
+    GDFQ's (100, eps 0.8)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int = 256):
+    def __init__(self, image_shape: tuple[int, int, int], latent_dim: int = 256, inner_eps: float = 1e-5):
         super().__init__()
         self.latent_dim = latent_dim
-        self.trunk = ACGANTrunk(latent_dim, image_shape, inner_eps=1e-5)
+        self.trunk = ACGANTrunk(latent_dim, image_shape, inner_eps=inner_eps)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.trunk(z)

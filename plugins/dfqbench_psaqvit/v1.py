@@ -72,15 +72,17 @@ class PSAQViT(Method):
         return paper  # V1's 1,000 steps take ~10 s on a CPU for the digits ViT, so default = paper
 
     def quantize(self, teacher, qmodel, task, config, ctx):
-        images = ctx.shared(f"psaqvit:{config!r}", lambda: synthesize(teacher, task, config, ctx))
+        images, final = ctx.shared(f"psaqvit:{config!r}", lambda: synthesize(teacher, task, config, ctx))
+        ctx.log(**final)  # here, once per cell: a record never depends on which cell synthesised
         qmodel.eval()
         with calibrating(qmodel), torch.no_grad():  # V1: one forward of the FP network, then frozen
             qmodel(images)
         return qmodel
 
 
-def synthesize(teacher: torch.nn.Module, task: Task, config: PSAQViTConfig, ctx) -> torch.Tensor:
-    """V1 ``generate_data``: the synthetic calibration batch, normalised like the data."""
+def synthesize(teacher: torch.nn.Module, task: Task, config: PSAQViTConfig, ctx) -> tuple[torch.Tensor, dict[str, float]]:
+    """V1 ``generate_data``: the synthetic calibration batch, normalised like the data, and
+    the last step's loss parts."""
     probe = AttentionProbe(teacher)
     init = torch.randn(config.images, *task.input_shape, device=ctx.device)
     labels = torch.tensor([random.randint(0, task.num_classes - 1) for _ in range(config.images)], device=ctx.device)
@@ -89,11 +91,12 @@ def synthesize(teacher: torch.nn.Module, task: Task, config: PSAQViTConfig, ctx)
         teacher, probe, tv_target, config.tv_weight, labels, config.ce_weight, config.kde_bandwidth, config.kde_points
     )
     batch = PixelBatch(init, config.lr, config.betas, image_bounds(task, ctx.device))
+    final: dict[str, float] = {}
     with ctx.progress(sum(config.steps), f"PSAQ-ViT: optimising {config.images} images") as bar:
 
         def on_step(parts):
-            ctx.log(**parts)
+            final.update({k: float(v) for k, v in parts.items()})
             bar.advance()
 
         optimise(batch, objective, zip(config.steps, config.jitter, strict=True), config.warmup, config.flip, on_step)
-    return batch.images.detach()
+    return batch.images.detach(), final

@@ -34,12 +34,13 @@ import copy
 import dataclasses
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from dfqbench.api import Method, Task
+from dfqbench.dfq.generators import UnconditionalGenerator
 from dfqbench.errors import unknown
 from dfqbench.quant import calibrating, quant_acts
 from dfqbench_psaqvit.generation import (
@@ -120,6 +121,7 @@ class PSAQViTV2(Method):
         probe = AttentionProbe(teacher)
         warm_key = f"psaqvit-v2-warm:{[getattr(config, name) for name in WARM_FIELDS]}"
         warm = ctx.shared(warm_key, lambda: warm_start(teacher, probe, task, config, ctx))
+        ctx.log(**warm.final)
         samplers = [_resume(state, task, config, ctx) for state in warm.states]
         objectives = [
             PatchSimilarityObjective(
@@ -141,6 +143,9 @@ class WarmStart:
     states: list  #: pixel batches (tensors) or one generator (module)
     tv_targets: list[float]
     labels: list[torch.Tensor | None]
+    #: the last step's loss parts, logged by every cell (never inside the shared computation,
+    #: so that a record does not depend on which cell computed the warm start)
+    final: dict[str, float] = field(default_factory=dict)
 
 
 def warm_start(teacher: nn.Module, probe: AttentionProbe, task: Task, config: PSAQViTV2Config, ctx) -> WarmStart:
@@ -161,7 +166,7 @@ def warm_start(teacher: nn.Module, probe: AttentionProbe, task: Task, config: PS
             )  # fmt: skip
 
             def on_step(parts):
-                ctx.log(**{f"warm_{k}": v for k, v in parts.items()})
+                out.final.update({f"warm_{k}": float(v) for k, v in parts.items()})
                 bar.advance()
 
             optimise(sampler, objective, [(config.warm_steps, config.jitter)], config.warm_warmup, config.flip, on_step)
@@ -215,46 +220,16 @@ def calibrate(qmodel: nn.Module, batches: list[torch.Tensor]) -> None:
             qmodel(images)
 
 
-class Generator(nn.Module):
-    """GDFQ's generator trunk without label conditioning (``sample_param="generator"``):
-    z → linear → 128×(s/4)² → BN → 2×up, conv 128, BN, LeakyReLU → 2×up, conv 64, BN,
-    LeakyReLU → conv → tanh → BN without affine. BN eps 0.8 as in GDFQ's code."""
-
-    def __init__(self, latent_dim: int, channels: int, size: int):
-        super().__init__()
-        if size % 4:
-            raise ValueError(f"the generator needs an image size divisible by 4, not {size}")
-        self.start = size // 4
-        self.latent = nn.Linear(latent_dim, 128 * self.start**2)
-        self.body = nn.Sequential(
-            nn.BatchNorm2d(128),
-            nn.Upsample(scale_factor=2),
-            nn.Conv2d(128, 128, 3, padding=1),
-            nn.BatchNorm2d(128, eps=0.8),
-            nn.LeakyReLU(0.2),
-            nn.Upsample(scale_factor=2),
-            nn.Conv2d(128, 64, 3, padding=1),
-            nn.BatchNorm2d(64, eps=0.8),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(64, channels, 3, padding=1),
-            nn.Tanh(),
-            nn.BatchNorm2d(channels, affine=False),
-        )
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.body(self.latent(z).view(len(z), 128, self.start, self.start))
-
-
 class GeneratorSampler(AdamSampler):
     """Fresh latents every draw; Adam on the generator (train mode, as GDFQ)."""
 
-    def __init__(self, generator: Generator, batch_size: int, lr: float, betas: tuple[float, float], device: torch.device):
+    def __init__(self, generator: UnconditionalGenerator, batch_size: int, lr: float, betas: tuple[float, float], device: torch.device):
         self.generator = generator.to(device).train()
         self.batch_size, self.device = batch_size, device
         super().__init__(generator.parameters(), lr, betas)
 
     def draw(self) -> torch.Tensor:
-        z = torch.randn(self.batch_size, self.generator.latent.in_features, device=self.device)
+        z = torch.randn(self.batch_size, self.generator.latent_dim, device=self.device)
         return self.generator(z)
 
 
@@ -262,8 +237,8 @@ def _new_sampler(task: Task, config: PSAQViTV2Config, ctx) -> AdamSampler:
     if config.sample_param == "pixels":
         init = torch.randn(config.batch_size, *task.input_shape, device=ctx.device)
         return PixelBatch(init, config.warm_lr, config.betas, image_bounds(task, ctx.device))
-    channels, height, _ = task.input_shape
-    return GeneratorSampler(Generator(config.latent_dim, channels, height), config.batch_size, config.generator_lr, config.betas, ctx.device)
+    generator = UnconditionalGenerator(task.input_shape, config.latent_dim, inner_eps=0.8)  # GDFQ's trunk, no labels
+    return GeneratorSampler(generator, config.batch_size, config.generator_lr, config.betas, ctx.device)
 
 
 def _resume(state, task: Task, config: PSAQViTV2Config, ctx) -> AdamSampler:

@@ -39,7 +39,7 @@ import torch
 from dfqbench.api import Method, Task
 from dfqbench.dfq.budgets import REDUCED
 from dfqbench.dfq.features import StageOutputs, stage_names
-from dfqbench.dfq.generators import ZAQGenerator
+from dfqbench.dfq.generators import UnconditionalGenerator
 from dfqbench.dfq.loop import multistep_lr
 from dfqbench.quant import set_calibrating
 from dfqbench_zaq import losses
@@ -97,7 +97,7 @@ class ZAQ(Method):
         names = stage_names(teacher)
         if not names:
             raise ValueError("ZAQ needs stage modules (named stageN or layerN) for its feature discrepancy")
-        generator = ZAQGenerator(task.input_shape, config.latent_dim).to(ctx.device)
+        generator = UnconditionalGenerator(task.input_shape, config.latent_dim).to(ctx.device)
         opt_q = torch.optim.SGD(qmodel.parameters(), lr=config.lr_q, momentum=config.momentum_q, weight_decay=config.weight_decay_q)
         opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=tuple(config.betas_g))
         if config.bn_mode not in ("train", "eval"):
