@@ -93,7 +93,7 @@ def test_generation_raises_the_patch_similarity_entropy():
     # V1's 10-point, h = 0.01 estimate stays near 0 here; optimising moves it from ≈ −0.06 to ≈ −0.01
     assert entropy(start) < -0.05 and entropy(images) > -0.015
     assert images.min() >= (0 - 0.3) / 0.4 - 1e-6 and images.max() <= (1 - 0.3) / 0.4 + 1e-6  # valid images
-    assert ctx.metrics["pse"]["count"] == 20
+    assert not ctx.metrics  # synthesis logs nothing itself: each cell logs `final` once
 
 
 def records(path):
