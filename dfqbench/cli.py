@@ -124,7 +124,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     console.print(f"dfqbench {dfqbench.__version__} · torch {torch.__version__} · device {describe_device(torch_device)}")
     console.print("plugins: " + " · ".join(f"{p.name} ({p.distribution} {p.version})" for p in reg.plugins))
     _warn_problems(reg, lambda text: console.print(f"[yellow]{text}[/yellow]"))
-    for _, _, why in plan.skipped:
+    for why in plan.skipped:
         console.print(f"note: skipped {why}")
     make_deterministic(torch_device)
     display = Display(console)

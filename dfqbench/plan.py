@@ -65,8 +65,8 @@ class Cell:
 @dataclass
 class Plan:
     cells: list[Cell]
-    #: (method, model) pairs left out because the method does not support the model family
-    skipped: list[tuple[str, str, str]]
+    #: why (method, model) pairs were left out: the method does not support the model's family
+    skipped: list[str]
 
 
 _IMPLS: dict[str, Method] = {}
@@ -133,7 +133,7 @@ def make_plan(
                 raise unknown("model", name, suite_models, f" in suite {suite!r}")
         rows = [(d, m) for d, m in rows if m in models]
     cells: list[Cell] = []
-    skipped: list[tuple[str, str, str]] = []
+    skipped: list[str] = []
     for dataset, model in rows:
         family = reg.model(model).info.family
         qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}))
@@ -146,7 +146,7 @@ def make_plan(
             for info in infos:
                 if family not in info.families:
                     if seed == seeds[0]:
-                        skipped.append((info.name, model, f"{info.name} supports {'/'.join(info.families)} models, {model} is a {family}"))
+                        skipped.append(f"{info.name} supports {'/'.join(info.families)} models, {model} is a {family}")
                     continue
                 impl = method_impl(info)
                 for w_bits, a_bits in bits:
