@@ -126,7 +126,7 @@ def optimise(
     rounds: Iterable[tuple[int, int]],
     warmup: int,
     flip: float,
-    on_step: Callable[[dict[str, torch.Tensor]], None],
+    on_step: Callable[[dict[str, float]], None],
 ) -> None:
     """V1's loop: for each (steps, jitter limit) round, ``steps`` Adam steps on the
     objective of jittered/flipped images, the LR schedule restarting every round (the
@@ -135,4 +135,4 @@ def optimise(
         for step in range(steps):
             loss, _, parts = objective(jitter_flip(sampler.draw(), limit, flip))
             sampler.step(loss, warmup_cosine(step, steps, warmup))
-            on_step(parts)
+            on_step({k: float(v.detach()) for k, v in parts.items()})

@@ -95,7 +95,7 @@ def synthesize(teacher: torch.nn.Module, task: Task, config: PSAQViTConfig, ctx)
     with ctx.progress(sum(config.steps), f"PSAQ-ViT: optimising {config.images} images") as bar:
 
         def on_step(parts):
-            final.update({k: float(v) for k, v in parts.items()})
+            final.update(parts)
             bar.advance()
 
         optimise(batch, objective, zip(config.steps, config.jitter, strict=True), config.warmup, config.flip, on_step)

@@ -166,7 +166,7 @@ def warm_start(teacher: nn.Module, probe: AttentionProbe, task: Task, config: PS
             )  # fmt: skip
 
             def on_step(parts):
-                out.final.update({f"warm_{k}": float(v) for k, v in parts.items()})
+                out.final.update({f"warm_{k}": v for k, v in parts.items()})
                 bar.advance()
 
             optimise(sampler, objective, [(config.warm_steps, config.jitter)], config.warm_warmup, config.flip, on_step)
