@@ -80,6 +80,14 @@ def test_adadfq_paper_configs_follow_the_reference_hocons():
     assert ada.config(task("imagenet", "mobilenetv2", 4), "paper").alpha_ds == 0.3
 
 
+def test_reduced_student_lr_per_method_as_chosen_on_the_training_split():
+    reg = load_registry()
+    digits = task("digits", "resnet20-digits", 3)
+    lr = {m: method_impl(reg.method(m).info).config(digits, "default").lr_s for m in ("gdfq", "qimera", "adadfq")}
+    paper = {m: method_impl(reg.method(m).info).config(digits, "paper").lr_s for m in ("gdfq", "qimera", "adadfq")}
+    assert {m: lr[m] / paper[m] for m in lr} == pytest.approx({"gdfq": 10.0, "qimera": 10.0, "adadfq": 1.0})
+
+
 def test_zaq_paper_and_reduced_configs():
     zaq = method_impl(load_registry().method("zaq").info)
     paper = zaq.config(task("cifar10", "resnet20"), "paper")

@@ -11,8 +11,10 @@ rather than its proportions:
   vs 89 with a 200-iteration window);
 * then the student phase, with the paper's LR milestones kept at the same positions
   *within that phase* (so the student still trains at its base LR for the first quarter);
-* the student LR raised by :data:`STUDENT_LR_FACTOR`, because the reduced schedule gives the
-  student ~100× fewer steps than the paper's.
+* the student LR raised by a factor, because the reduced schedule gives the student ~100×
+  fewer steps than the paper's: :data:`STUDENT_LR_FACTOR` unless a method's training-split
+  check chose otherwise (``GeneratorMethod.student_lr_factor``; the README lists the
+  measurements).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def in_student_phase(milestone: int, paper: LoopConfig, reduced: Reduced) -> int
     return reduced.warmup_epochs + round(max(frac, 0.0) * (reduced.epochs - reduced.warmup_epochs))
 
 
-def scaled(paper: LoopConfig, budget: str) -> LoopConfig:
+def scaled(paper: LoopConfig, budget: str, student_lr_factor: float = STUDENT_LR_FACTOR) -> LoopConfig:
     if budget == "paper":
         return paper
     reduced = REDUCED[budget]
@@ -55,5 +57,5 @@ def scaled(paper: LoopConfig, budget: str) -> LoopConfig:
         calib_epochs=reduced.warmup_epochs,
         milestones_s=tuple(in_student_phase(m, paper, reduced) for m in paper.milestones_s),
         milestones_g=tuple(in_student_phase(m, paper, reduced) for m in paper.milestones_g),
-        lr_s=paper.lr_s * STUDENT_LR_FACTOR,
+        lr_s=paper.lr_s * student_lr_factor,
     )

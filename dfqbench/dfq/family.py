@@ -14,7 +14,7 @@ from torch import nn
 
 from dfqbench.api import Method, Task
 from dfqbench.dfq.bn_stats import BNInputs, gdfq_bns_loss
-from dfqbench.dfq.budgets import scaled
+from dfqbench.dfq.budgets import STUDENT_LR_FACTOR, scaled
 from dfqbench.dfq.generators import GDFQGenerator
 from dfqbench.dfq.kd import gdfq_student_loss, soft_cross_entropy
 from dfqbench.dfq.loop import ConditionalGame, LoopConfig, Sample, train_with_generator
@@ -46,6 +46,8 @@ class GeneratorMethod(Method):
 
     Game: ClassVar[type[ConditionalGame]]
     description: ClassVar[str]
+    #: the reduced budgets' student LR multiplier (see :mod:`dfqbench.dfq.budgets`)
+    student_lr_factor: ClassVar[float] = STUDENT_LR_FACTOR
 
     def paper_config(self, task: Task) -> LoopConfig:
         """The reference configuration for ``task`` (dataset, model, bits)."""
@@ -56,7 +58,7 @@ class GeneratorMethod(Method):
         return GDFQGenerator(task.num_classes, task.input_shape, config.latent_dim, config.conditioning)
 
     def config(self, task: Task, budget: str) -> LoopConfig:
-        return scaled(self.paper_config(task), budget)
+        return scaled(self.paper_config(task), budget, self.student_lr_factor)
 
     def quantize(self, teacher, qmodel, task, config, ctx):
         generator = self.generator(teacher, task, config, ctx).to(ctx.device)
