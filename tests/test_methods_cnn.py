@@ -97,6 +97,7 @@ def test_zaq_paper_and_reduced_configs():
     default = zaq.config(task("digits", "resnet20-digits"), "default")
     # as many student updates as the GDFQ family's default budget (20 epochs × 50 iterations)
     assert default.epochs * default.iters_per_epoch * default.q_steps == 20 * 50
+    assert default.lr_q == 0.01  # chosen on the training split (README)
     assert dataclasses.replace(default, derived=False) == dataclasses.replace(default)
 
 
