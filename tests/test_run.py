@@ -81,6 +81,9 @@ def test_real_sigint_stops_cleanly(probes, tmp_path):
         [sys.executable, "-m", "dfqbench", "run", "--methods", "probe-slow", "--models", "resnet20-digits",
          "--bits", "3,4,5,6", "--results", str(tmp_path)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a background job of a non-interactive shell (some CI runners) inherits SIGINT
+        # ignored, and Python then never installs its handler: restore what a terminal gives
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     path = tmp_path / "digits" / "records.jsonl"
     deadline = time.time() + 120
