@@ -51,9 +51,7 @@ def markdown(board: pd.DataFrame) -> str:
             }
         )
         parts.append(
-            f"### Leaderboard · budget `{budget}` · quantizer `{quantizer}`"
-            + (f" · data `{data}`" if data else "")
-            + "\n\n"
+            f"### Leaderboard · {tables.setting(budget, quantizer, data)}\n\n"
             + view.to_markdown(index=False, disable_numparse=True)
             + "\n\nRank within each dataset/model/bit-width row (1 = best top-1 of the data-free methods run on it), averaged over rows."
         )

@@ -31,6 +31,11 @@ def _changes(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
+def setting(budget: str, quantizer: str, data: str) -> str:
+    """What a table's numbers were obtained under, for its heading."""
+    return f"budget `{budget}` · quantizer `{quantizer}`" + (f" · data `{data}`" if data else "")
+
+
 def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per cell (the latest record of each key, of the latest configuration)."""
     rows = []
@@ -185,9 +190,7 @@ def markdown(summary: pd.DataFrame) -> str:
         seeds = sorted({int(s) for ss in table["seeds"] for s in ss.split(",")})
         versions = sorted({v for vs in table["versions"] for v in vs.split(",")})
         parts.append(
-            f"### Suite `{suite}` · budget `{budget}` · quantizer `{quantizer}`"
-            + (f" · data `{data}`" if data else "")
-            + " · seeds "
+            f"### Suite `{suite}` · {setting(budget, quantizer, data)} · seeds "
             f"{', '.join(map(str, seeds))} · dfqbench {', '.join(versions)}\n\n"
             + frame_.to_markdown(index=False, disable_numparse=True)
             + "\n\nTop-1 (%) on the validation split of the final model (no selection on it); mean ± std over seeds."
@@ -270,9 +273,7 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
         if budget != "paper":
             note += f" Budget `{budget}` is not the papers' schedule: the differences are not a reproduction check."
         parts.append(
-            f"### Ours vs published · suite `{suite}` · budget `{budget}` · quantizer `{quantizer}`"
-            + (f" · data `{data}`" if data else "")
-            + "\n\n"
+            f"### Ours vs published · suite `{suite}` · {setting(budget, quantizer, data)}\n\n"
             + pd.DataFrame(lines, columns=header).to_markdown(index=False, disable_numparse=True)
             + f"\n\n{note}"
         )
