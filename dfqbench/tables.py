@@ -65,6 +65,7 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "top1": r.get("top1"),
                 "top5": r.get("top5"),
                 "fp_top1": r.get("fp_top1"),
+                "wall_s": r.get("wall_time_s"),
                 "version": r.get("versions", {}).get("dfqbench", "?"),
                 "effective": json.dumps([cell["config"], cell["quantizer"], cell.get("data", {})], sort_keys=True),
             }
@@ -91,6 +92,7 @@ def summarize(cells: pd.DataFrame) -> pd.DataFrame:
                 "seeds": ",".join(str(s) for s in sorted(group["seed"])),
                 "failures": ",".join(sorted(set(group["status"]) - {"ok"})),
                 "fp_top1": group["fp_top1"].dropna().mean(),
+                "wall_s": group["wall_s"].sum(),  # every seed's cell, failed ones too: what the entry cost
                 "dataset_label": group["dataset_label"].iloc[-1],
                 "model_label": group["model_label"].iloc[-1],
                 "method_label": group["method_label"].iloc[-1],
@@ -281,7 +283,7 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
 
 
 SUMMARY_COLUMNS = KEYS + ["top1_mean", "top1_std", "top5_mean", "n_ok", "n_seeds", "seeds", "failures", "fp_top1", "data_free",
-                          "pub_top1", "pub_rerun", "pub_source", "pub_fp_top1", "delta"]
+                          "wall_s", "pub_top1", "pub_rerun", "pub_source", "pub_fp_top1", "delta"]
 COMPARE_COLUMNS = KEYS + ["label", "ours", "top1_mean", "top1_std", "n_ok", "fp_top1", "pub_top1", "pub_top1_std",
                           "pub_fp_top1", "pub_rerun", "pub_source", "delta"]
 

@@ -35,6 +35,7 @@ def test_reduced_budgets_keep_the_schedule_fractions():
     assert scaled(paper, "paper") is paper
     imagenet = dataclasses.replace(paper, warmup_epochs=50, batch_size=16, milestones_s=(350, 400))
     assert scaled(imagenet, "default").milestones_s == (18, 20)  # the last decay is never reached, as in the paper
+    assert scaled(imagenet, "default").batch_size == 16  # a reduced budget never grows the paper's batch
     smoke = scaled(imagenet, "smoke")
     assert (smoke.batch_size, smoke.warmup_epochs, smoke.epochs) == (8, 1, 2)
 

@@ -14,6 +14,7 @@ def record(method, seed, top1, status="ok", bits=4, data_free=True, year=2020, b
         "top1": top1 if status == "ok" else None,
         "top5": 99.0 if status == "ok" else None,
         "fp_top1": 98.5,
+        "wall_time_s": 10.0 + seed,
         "labels": {"method": label or method.upper(), "model": "ResNet-20", "dataset": "Digits", "data_free": data_free, "year": year},
         "versions": {"dfqbench": "0.1.0"},
     }
@@ -34,6 +35,7 @@ def test_summary_mean_std_over_seeds():
     assert s.loc["gdfq", "top1_std"] == 2.0  # sample std of 90, 92, 94
     assert s.loc["gdfq", "n_ok"] == 3 and s.loc["gdfq", "seeds"] == "0,1,2"
     assert s.loc["zeroq", "n_ok"] == 1 and s.loc["zeroq", "failures"] == "diverged"
+    assert s.loc["gdfq", "wall_s"] == 10 + 11 + 12 and s.loc["zeroq", "wall_s"] == 10 + 11  # failed cells cost time too
     assert pd.isna(s.loc["qimera", "top1_mean"])
 
 

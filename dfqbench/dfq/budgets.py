@@ -11,6 +11,10 @@ rather than its proportions:
   vs 89 with a 200-iteration window);
 * then the student phase, with the paper's LR milestones kept at the same positions
   *within that phase* (so the student still trains at its base LR for the first quarter);
+* the batch the reduced budget's (64) or the paper's, whichever is smaller: a reduced
+  budget never grows a batch. This matters for AdaDFQ (paper batch 16, whose entropy hinge
+  normalises by the batch minimum): on the digits training split its paper batch beats 64
+  by a wide margin (README);
 * the student LR raised by a factor, because the reduced schedule gives the student ~100×
   fewer steps than the paper's: :data:`STUDENT_LR_FACTOR` unless a method's training-split
   check chose otherwise (``GeneratorMethod.student_lr_factor``; the README lists the
@@ -52,7 +56,7 @@ def scaled(paper: LoopConfig, budget: str, student_lr_factor: float = STUDENT_LR
         paper,
         epochs=reduced.epochs,
         iters_per_epoch=reduced.iters_per_epoch,
-        batch_size=min(reduced.batch_size, paper.batch_size) if budget == "smoke" else reduced.batch_size,
+        batch_size=min(reduced.batch_size, paper.batch_size),
         warmup_epochs=reduced.warmup_epochs,
         calib_epochs=reduced.warmup_epochs,
         milestones_s=tuple(in_student_phase(m, paper, reduced) for m in paper.milestones_s),
