@@ -11,8 +11,8 @@ rather than its proportions:
   vs 89 with a 200-iteration window);
 * then the student phase, with the paper's LR milestones kept at the same positions
   *within that phase* (so the student still trains at its base LR for the first quarter);
-* the batch the reduced budget's (64) or the paper's, whichever is smaller: a reduced
-  budget never grows a batch. This matters for AdaDFQ (paper batch 16, whose entropy hinge
+* a batch of 64, or the paper's where that is smaller: a reduced budget never grows a
+  batch. This matters for AdaDFQ (paper batch 16, whose entropy hinge
   normalises by the batch minimum): on the digits training split its paper batch beats 64
   by a wide margin (README);
 * the student LR raised by a factor, because the reduced schedule gives the student ~100×
