@@ -82,13 +82,16 @@ def cli() -> None:
 @click.option("--download", is_flag=True, help="Fetch missing data sets (CIFAR) into --data-root (or the cache).")
 @click.option("--weights", multiple=True, metavar="MODEL=PATH", help="Local pretrained weights for a model; repeatable.")
 @click.option("--cache-dir", default=None, type=click.Path(path_type=Path), help="Cache for trained/downloaded weights.")
-def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir):
+@click.option("--jobs", default=1, show_default=True, type=int,
+              help="Worker processes running cells side by side: one GPU each (round-robin) with --device cuda, "
+              "a share of the CPU threads each on the CPU.")
+def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir, jobs):
     """Run a benchmark matrix and write records and tables."""
     from rich.console import Console
 
     from dfqbench import overrides, tables
     from dfqbench.bits import parse_bits
-    from dfqbench.executor import run_local
+    from dfqbench.executor import WorkerSpec, run_local, run_parallel
     from dfqbench.plan import make_plan
     from dfqbench.progress import Display
     from dfqbench.records import RecordStore
@@ -113,6 +116,8 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         quantizer,
         overrides.parse(assignments),
     )
+    if jobs < 1:
+        raise DfqError(f"--jobs {jobs} is not a number of worker processes; valid choices: 1 or more")
     local_weights = _parse_weights(weights, reg)
     torch_device = resolve_device(device)
     store = RecordStore(results / suite / "records.jsonl")
@@ -132,7 +137,12 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     session = Session(reg, torch_device, zoo, display)
     interrupted = False
     try:
-        outcome = run_local(plan.cells, session, store, resume, display)
+        if jobs == 1:
+            outcome = run_local(plan.cells, session, store, resume, display)
+        else:
+            threads = max(1, torch.get_num_threads() // jobs) if torch_device.type == "cpu" else 1
+            spec = WorkerSpec(str(torch_device), threads, store.path, zoo.cache_dir, data_root, local_weights, download)
+            outcome = run_parallel(plan.cells, session, store, resume, display, jobs, spec)
     except KeyboardInterrupt:
         interrupted = True
     records = store.read()

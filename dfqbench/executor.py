@@ -1,17 +1,30 @@
-"""The local executor: runs the plan's cells in this process, one after another.
+"""The local executors: the plan's cells in this process one after another, or in ``jobs``
+worker processes (one GPU each, round-robin, or a share of the CPU threads each).
 
 Cells whose key already has an ``ok`` record are skipped (``--resume``). Each finished
-cell is appended to the records at once, so Ctrl-C loses at most the cell in progress.
+cell is appended to the records at once (by the process that ran it; appends are locked),
+so Ctrl-C loses at most the cells in progress. Workers take the cells of one (model, seed,
+method) together, so work a method shares across bit-widths (ZeroQ's distilled batch) is
+still done once.
 """
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import signal
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
 
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
+from dfqbench.registry import load_registry
+from dfqbench.seeding import make_deterministic
 from dfqbench.session import Session
+from dfqbench.zoo import ZooEnv
 
 
 @dataclass
@@ -20,11 +33,19 @@ class Outcome:
     skipped: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
 
+    def count(self, record: dict, display: Display) -> None:
+        self.statuses[record["status"]] = self.statuses.get(record["status"], 0) + 1
+        display.print(_summary_line(record))
 
-def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display) -> Outcome:
+
+def _pending(cells: list[Cell], store: RecordStore, resume: bool) -> tuple[list[Cell], Outcome]:
     done = store.ok_keys() if resume else set()
     todo = [cell for cell in cells if cell.key not in done]
-    outcome = Outcome(planned=len(cells), skipped=len(cells) - len(todo))
+    return todo, Outcome(planned=len(cells), skipped=len(cells) - len(todo))
+
+
+def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display) -> Outcome:
+    todo, outcome = _pending(cells, store, resume)
     display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run")
     with display:
         session.prepare(todo)
@@ -33,10 +54,91 @@ def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: b
                 overall.note(cell.title)
                 record = session.run(cell)
                 store.append(record)
-                outcome.statuses[record["status"]] = outcome.statuses.get(record["status"], 0) + 1
-                display.print(_summary_line(record))
+                outcome.count(record, display)
                 overall.advance()
     return outcome
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker process needs to build its own session (it shares no state with the parent)."""
+
+    device: str
+    threads: int
+    results: Path
+    cache_dir: Path
+    data_root: Path | None = None
+    weights: dict[str, Path] = field(default_factory=dict)
+    download: bool = False
+
+
+def worker_devices(device: torch.device, jobs: int) -> list[str]:
+    """Worker i's device: the i-th GPU round-robin for ``cuda``, the given device otherwise."""
+    if device.type == "cuda" and device.index is None:
+        return [f"cuda:{i % torch.cuda.device_count()}" for i in range(jobs)]
+    return [str(device)] * jobs
+
+
+def run_parallel(
+    cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display, jobs: int, spec: WorkerSpec
+) -> Outcome:
+    todo, outcome = _pending(cells, store, resume)
+    display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run in {jobs} processes")
+    context = multiprocessing.get_context("spawn")
+    devices = context.Queue()
+    for device in worker_devices(torch.device(spec.device), jobs):
+        devices.put(device)
+    with display:
+        # Teachers (trained or downloaded on first use) are cached here, once, before the workers load them.
+        session.prepare(todo)
+        with display.bar("cells", len(todo), transient=False) as overall:
+            pool = context.Pool(jobs, _start_worker, (spec, devices))
+            try:
+                for records in pool.imap_unordered(_run_group, work_units(todo, jobs)):
+                    for record in records:
+                        outcome.count(record, display)
+                        overall.advance()
+                pool.close()
+            finally:
+                pool.terminate()
+                pool.join()
+    return outcome
+
+
+def work_units(cells: list[Cell], jobs: int) -> list[list[Cell]]:
+    """The cells of one (dataset, model, seed, method) go to one worker, so that what the
+    method shares across bit-widths is computed once, unless there are fewer such groups
+    than workers: then every cell is a unit of its own and every worker has work."""
+
+    def group(cell: Cell) -> tuple:
+        return (cell.dataset, cell.model, cell.seed, cell.method)
+
+    groups = [list(g) for _, g in itertools.groupby(sorted(cells, key=group), key=group)]
+    return groups if len(groups) >= jobs else [[cell] for cell in cells]
+
+
+_WORKER: tuple[Session, RecordStore] | None = None
+
+
+def _start_worker(spec: WorkerSpec, devices) -> None:
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    torch.set_num_threads(spec.threads)
+    device = torch.device(devices.get())
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # code that allocates on "the current GPU" stays on this worker's
+    make_deterministic(device)
+    zoo = ZooEnv(cache_dir=spec.cache_dir, data_root=spec.data_root, weights=dict(spec.weights), download=spec.download)
+    _WORKER = Session(load_registry(), device, zoo), RecordStore(spec.results)
+
+
+def _run_group(cells: list[Cell]) -> list[dict]:
+    session, store = _WORKER
+    records = []
+    for cell in cells:
+        records.append(session.run(cell))
+        store.append(records[-1])
+    return records
 
 
 def _summary_line(record: dict) -> str:

@@ -30,6 +30,8 @@ def one_line_error(result):
         (["--set", "gdfq.lr=1"], "unknown --set target 'gdfq'; valid choices: data, noise, quantizer"),
         (["--set", "data.resize=256"], "unknown field 'resize' of the data settings of suite 'digits'; valid choices: (none)"),
         (["--set", "broken"], "bad --set 'broken'; valid form: METHOD.FIELD=VALUE"),
+        (["--jobs", "0"], "--jobs 0 is not a number of worker processes; valid choices: 1 or more"),
+        (["--jobs", "two"], "'two' is not a valid integer"),
         (["--frobnicate"], "No such option '--frobnicate'"),
     ],
 )

@@ -97,6 +97,57 @@ def test_real_sigint_stops_cleanly(probes, tmp_path):
     assert 1 <= len(kept) < 4 and all(r["status"] == "ok" for r in kept)
 
 
+def test_real_sigint_stops_worker_processes_cleanly(probes, tmp_path):
+    env = dict(os.environ, DFQBENCH_PROBE_SLEEP="2")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dfqbench", "run", "--methods", "probe-slow", "--models", "resnet20-digits",
+         "--bits", "3,4,5,6,7,8", "--jobs", "2", "--results", str(tmp_path)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    path = tmp_path / "digits" / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (path.exists() and path.read_text().strip()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    kept = records(tmp_path)
+    assert 1 <= len(kept) < 6 and all(r["status"] == "ok" for r in kept)
+
+
+def test_worker_processes_give_the_same_records_as_one_process(cli, tmp_path):
+    runs = []
+    for name, jobs in (("one", "1"), ("two", "2")):
+        res = cli("run", "--methods", "noise,zeroq,gdfq", "--models", "resnet20-digits,mobilenetv2-digits", "--bits", "3,4",
+                  "--budget", "smoke", "--jobs", jobs, "--results", str(tmp_path / name))
+        assert res.code == 0, res.err
+        runs.append({r["key"]: (r["status"], r["top1"], r["metrics"], r["device"]) for r in records(tmp_path / name)})
+    assert len(runs[0]) == 12 and runs[0] == runs[1]
+
+
+def test_work_units_keep_a_methods_bit_widths_together_while_every_worker_has_work():
+    from dfqbench.executor import work_units
+    from dfqbench.plan import make_plan
+    from dfqbench.registry import load_registry
+
+    cells = make_plan(load_registry(), "digits", ["zeroq", "noise"], ["resnet20-digits"], [(3, 3), (4, 4)], [0, 1], "smoke").cells
+    units = work_units(cells, jobs=2)
+    assert len(units) == 4 and all(len({(c.method, c.seed) for c in u}) == 1 and len(u) == 2 for u in units)
+    assert sorted(c.key for u in units for c in u) == sorted(c.key for c in cells)
+    assert work_units(cells, jobs=8) == [[c] for c in cells]  # fewer groups than workers: one cell each
+
+
+def test_worker_devices_round_robin_over_the_gpus(monkeypatch):
+    from dfqbench.executor import worker_devices
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert worker_devices(torch.device("cuda"), 3) == ["cuda:0", "cuda:1", "cuda:0"]
+    assert worker_devices(torch.device("cuda:1"), 2) == ["cuda:1", "cuda:1"]  # a named GPU is shared
+    assert worker_devices(torch.device("cpu"), 2) == ["cpu", "cpu"]
+
+
 def test_each_cell_is_isolated(cli, probes, tmp_path):
     res = cli("run", "--methods", "probe-fail,probe-nan,probe-oom,probe-uncalibrated,noise",
               "--models", "resnet20-digits", "--bits", "3", "--results", str(tmp_path))
