@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from dfqbench.errors import DfqError
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
@@ -117,22 +118,29 @@ def work_units(cells: list[Cell], jobs: int) -> list[list[Cell]]:
     return groups if len(groups) >= jobs else [[cell] for cell in cells]
 
 
-_WORKER: tuple[Session, RecordStore] | None = None
+#: this worker's session and store, or why it could not start (a pool whose initializer
+#: raises restarts the worker forever; the first unit of work reports the error instead)
+_WORKER: tuple[Session, RecordStore] | Exception | None = None
 
 
 def _start_worker(spec: WorkerSpec, devices) -> None:
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    torch.set_num_threads(spec.threads)
-    device = torch.device(devices.get())
-    if device.type == "cuda":
-        torch.cuda.set_device(device)  # code that allocates on "the current GPU" stays on this worker's
-    make_deterministic(device)
-    zoo = ZooEnv(cache_dir=spec.cache_dir, data_root=spec.data_root, weights=dict(spec.weights), download=spec.download)
-    _WORKER = Session(load_registry(), device, zoo), RecordStore(spec.results)
+    device = devices.get()
+    try:
+        torch.set_num_threads(spec.threads)
+        if torch.device(device).type == "cuda":
+            torch.cuda.set_device(device)  # code that allocates on "the current GPU" stays on this worker's
+        make_deterministic(torch.device(device))
+        zoo = ZooEnv(cache_dir=spec.cache_dir, data_root=spec.data_root, weights=dict(spec.weights), download=spec.download)
+        _WORKER = Session(load_registry(), torch.device(device), zoo), RecordStore(spec.results)
+    except Exception as exc:  # noqa: BLE001 - reported by _run_group as one clear error
+        _WORKER = DfqError(f"a worker process on {device} could not start: {type(exc).__name__}: {exc}")
 
 
 def _run_group(cells: list[Cell]) -> list[dict]:
+    if isinstance(_WORKER, Exception):
+        raise _WORKER
     session, store = _WORKER
     records = []
     for cell in cells:

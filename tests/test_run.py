@@ -120,6 +120,22 @@ def test_work_units_keep_a_methods_bit_widths_together_while_every_worker_has_wo
     assert work_units(cells, jobs=8) == [[c] for c in cells]  # fewer groups than workers: one cell each
 
 
+def test_a_worker_that_cannot_start_is_one_clear_error(tmp_path):
+    from dfqbench.errors import DfqError
+    from dfqbench.executor import WorkerSpec, run_parallel
+    from dfqbench.plan import make_plan
+    from dfqbench.progress import Display
+    from dfqbench.registry import load_registry
+    from dfqbench.session import Session
+
+    reg = load_registry()
+    cells = make_plan(reg, "digits", ["noise"], ["resnet20-digits"], [(3, 3), (4, 4)], [0], "smoke").cells
+    store = RecordStore(tmp_path / "records.jsonl")
+    spec = WorkerSpec("cuda:99", 1, store.path, tmp_path / "cache")  # no machine has a 100th GPU
+    with pytest.raises(DfqError, match="a worker process on cuda:99 could not start"):
+        run_parallel(cells, Session(reg, torch.device("cpu")), store, True, Display(None), 2, spec)
+
+
 def test_worker_devices_round_robin_over_the_gpus(monkeypatch):
     from dfqbench.executor import worker_devices
 

@@ -12,9 +12,9 @@ rather than its proportions:
 * then the student phase, with the paper's LR milestones kept at the same positions
   *within that phase* (so the student still trains at its base LR for the first quarter);
 * a batch of 64, or the paper's where that is smaller: a reduced budget never grows a
-  batch. This matters for AdaDFQ (paper batch 16, whose entropy hinge
-  normalises by the batch minimum): on the digits training split its paper batch beats 64
-  by a wide margin (README);
+  batch. This matters for AdaDFQ (paper batch 16, whose entropy hinge normalises by the
+  batch minimum): on the digits training split its paper batch beats 64 by a wide margin
+  (README);
 * the student LR raised by a factor, because the reduced schedule gives the student ~100×
   fewer steps than the paper's: :data:`STUDENT_LR_FACTOR` unless a method's training-split
   check chose otherwise (``GeneratorMethod.student_lr_factor``; the README lists the
