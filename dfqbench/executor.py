@@ -99,7 +99,6 @@ def run_parallel(
                     for record in records:
                         outcome.count(record, display)
                         overall.advance()
-                pool.close()
             finally:
                 pool.terminate()
                 pool.join()

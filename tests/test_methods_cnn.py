@@ -83,11 +83,12 @@ def test_adadfq_paper_configs_follow_the_reference_hocons():
 def test_reduced_student_lr_per_method_as_chosen_on_the_training_split():
     reg = load_registry()
     digits = task("digits", "resnet20-digits", 3)
-    lr = {m: method_impl(reg.method(m).info).config(digits, "default").lr_s for m in ("gdfq", "qimera", "adadfq")}
-    paper = {m: method_impl(reg.method(m).info).config(digits, "paper").lr_s for m in ("gdfq", "qimera", "adadfq")}
-    assert {m: lr[m] / paper[m] for m in lr} == pytest.approx({"gdfq": 10.0, "qimera": 0.3, "adadfq": 1.0})
-    batch = {m: method_impl(reg.method(m).info).config(digits, "default").batch_size for m in ("gdfq", "qimera", "adadfq")}
-    assert batch == {"gdfq": 64, "qimera": 64, "adadfq": 16}  # AdaDFQ keeps its paper batch (training split, README)
+    impls = {m: method_impl(reg.method(m).info) for m in ("gdfq", "qimera", "adadfq")}
+    default = {m: impl.config(digits, "default") for m, impl in impls.items()}
+    paper = {m: impl.config(digits, "paper") for m, impl in impls.items()}
+    assert {m: default[m].lr_s / paper[m].lr_s for m in impls} == pytest.approx({"gdfq": 10.0, "qimera": 0.3, "adadfq": 1.0})
+    # AdaDFQ keeps its paper batch (training split, README)
+    assert {m: c.batch_size for m, c in default.items()} == {"gdfq": 64, "qimera": 64, "adadfq": 16}
 
 
 def test_zaq_paper_and_reduced_configs():

@@ -48,6 +48,11 @@ def in_student_phase(milestone: int, paper: LoopConfig, reduced: Reduced) -> int
     return reduced.warmup_epochs + round(max(frac, 0.0) * (reduced.epochs - reduced.warmup_epochs))
 
 
+def reduced_batch(paper_batch: int, budget: str) -> int:
+    """A reduced budget's batch: its own, unless the paper's is smaller (never grown)."""
+    return min(REDUCED[budget].batch_size, paper_batch)
+
+
 def scaled(paper: LoopConfig, budget: str, student_lr_factor: float = STUDENT_LR_FACTOR) -> LoopConfig:
     if budget == "paper":
         return paper
@@ -56,7 +61,7 @@ def scaled(paper: LoopConfig, budget: str, student_lr_factor: float = STUDENT_LR
         paper,
         epochs=reduced.epochs,
         iters_per_epoch=reduced.iters_per_epoch,
-        batch_size=min(reduced.batch_size, paper.batch_size),
+        batch_size=reduced_batch(paper.batch_size, budget),
         warmup_epochs=reduced.warmup_epochs,
         calib_epochs=reduced.warmup_epochs,
         milestones_s=tuple(in_student_phase(m, paper, reduced) for m in paper.milestones_s),

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from dfqbench.api import Method, Task
-from dfqbench.dfq.budgets import REDUCED
+from dfqbench.dfq.budgets import REDUCED, reduced_batch
 from dfqbench.dfq.features import StageOutputs, stage_names
 from dfqbench.dfq.generators import UnconditionalGenerator
 from dfqbench.dfq.loop import multistep_lr
@@ -85,7 +85,7 @@ def zaq_config(task: Task, budget: str) -> ZAQConfig:
     return ZAQConfig(
         epochs=reduced.epochs,
         iters_per_epoch=max(1, reduced.iters_per_epoch // paper.q_steps),
-        batch_size=reduced.batch_size,
+        batch_size=reduced_batch(paper.batch_size, budget),
         milestones=tuple(max(1, round(m * reduced.epochs / paper.epochs)) for m in paper.milestones),
         calib_epochs=reduced.warmup_epochs,
         lr_q=REDUCED_LR_Q,
