@@ -105,7 +105,11 @@ def summarize(cells: pd.DataFrame) -> pd.DataFrame:
     rows = [reduce(group).rename(key) for key, group in cells.groupby(KEYS, sort=False)]
     out = pd.DataFrame(rows)
     out.index = pd.MultiIndex.from_tuples(out.index, names=KEYS)
-    return out.reset_index()
+    out = out.reset_index()
+    # tables and models in the order they first ran; a model's bit settings ascending, whatever
+    # order their cells ran in (a later run may add W3A3 below W4A4)
+    first_seen = out.groupby([*TABLE, "dataset", "model"], sort=False).ngroup()
+    return out.assign(first_seen=first_seen).sort_values(["first_seen", "w_bits", "a_bits"], kind="stable").drop(columns="first_seen").reset_index(drop=True)
 
 
 TABLE = ["suite", "budget", "quantizer", "data"]

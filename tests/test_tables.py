@@ -52,6 +52,19 @@ def test_markdown_layout_bold_failures_and_reference_marker():
     assert "† not data-free" in text
 
 
+def test_bit_settings_ascend_within_a_model_whatever_order_they_ran_in():
+    def bits(text):
+        return [[c.strip() for c in l.strip("|").split("|")][2] for l in text.splitlines() if l.startswith("| Digits")]
+
+    mixed = record("gdfq", 0, 95.0, bits=2)
+    mixed["cell"]["a_bits"], mixed["key"] = 8, "gdfq-0-2w8a"
+    recs = [record("gdfq", 0, 92.0, bits=4), record("gdfq", 0, 96.0, bits=5), mixed, record("gdfq", 0, 80.0, bits=3)]
+    other = record("gdfq", 0, 85.0, bits=3)
+    other["cell"]["model"], other["key"] = "mv2", "mv2-gdfq-0-3"
+    text = tables.markdown(tables.summarize(tables.frame([other, *recs])))
+    assert bits(text) == ["3w3a", "2w8a", "3w3a", "4w4a", "5w5a"]  # mv2 ran first and stays first
+
+
 def test_budgets_never_share_a_table():
     recs = RECORDS + [record("gdfq", 0, 50.0, budget="smoke")]
     text = tables.markdown(tables.summarize(tables.frame(recs)))
