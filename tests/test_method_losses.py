@@ -79,20 +79,25 @@ def softmax_rows(m):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def test_zaq_relations_against_explicit_formulas():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2, 3, 4))  # B, C, HW
-    gamma = 0.1
-    for b in range(2):
-        X = x[b]
-        a_s = softmax_rows(X.T @ X)
-        sa = gamma * X @ a_s.T + X
+def spatial_np(x, gamma):
+    """SA(X) = γ·X·A_sᵀ + X, A_s = softmax_row(XᵀX), for every sample of x (B, C, HW)."""
+    return np.stack([gamma * X @ softmax_rows(X.T @ X).T + X for X in x])
+
+
+def channel_np(x, gamma):
+    """CA(X) = γ·A_c·X + X, A_c = softmax_row(rowmax(E) − E), E = XXᵀ, for every sample."""
+    out = []
+    for X in x:
         e = X @ X.T
-        a_c = softmax_rows(e.max(axis=1, keepdims=True) - e)
-        ca = gamma * a_c @ X + X
-        t = torch.from_numpy(x)
-        np.testing.assert_allclose(zaq.spatial_relation(t, gamma)[b].numpy(), sa, rtol=1e-10)
-        np.testing.assert_allclose(zaq.channel_relation(t, gamma)[b].numpy(), ca, rtol=1e-10)
+        out.append(gamma * softmax_rows(e.max(axis=1, keepdims=True) - e) @ X + X)
+    return np.stack(out)
+
+
+def test_zaq_relations_against_explicit_formulas():
+    x = np.random.default_rng(0).normal(size=(2, 3, 4))  # B, C, HW
+    t = torch.from_numpy(x)
+    np.testing.assert_allclose(zaq.spatial_relation(t, 0.1).numpy(), spatial_np(x, 0.1), rtol=1e-10)
+    np.testing.assert_allclose(zaq.channel_relation(t, 0.1).numpy(), channel_np(x, 0.1), rtol=1e-10)
 
 
 def test_unit_channels_matches_normalize_and_keeps_dead_positions_finite():
@@ -114,4 +119,11 @@ def test_zaq_feature_discrepancy():
     normed = [torch.nn.functional.normalize(f, dim=1) for f in fq + fp]
     expected = sum(2 * (a - b).abs().mean() for a, b in zip(normed[:2], normed[2:]))
     assert zaq.feature_discrepancy(fq, fp, gamma=0.0).item() == pytest.approx(expected.item(), rel=1e-6)
+    # at the reference's γ = 0.1: the spatial and channel relations of every stage, in numpy
+    gamma, total = 0.1, 0.0
+    for a, b in zip(normed[:2], normed[2:]):
+        xa, xb = (t.flatten(2).double().numpy() for t in (a, b))
+        for relation in (spatial_np, channel_np):
+            total += np.abs(relation(xa, gamma) - relation(xb, gamma)).mean()
+    assert zaq.feature_discrepancy(fq, fp, gamma=gamma).item() == pytest.approx(total, rel=1e-5)
     assert zaq.activation_regularizer(torch.tensor([[-1.0, 3.0]])).item() == 2.0

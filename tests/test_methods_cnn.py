@@ -23,7 +23,8 @@ def test_smoke_matrix(cli, tmp_path, methods):
     recs = RecordStore(tmp_path / "digits" / "records.jsonl").read()
     assert len(recs) == 2 * 3 * len(methods.split(","))
     assert all(r["status"] == "ok" for r in recs), [r["error"] for r in recs if r["error"]]
-    assert all(r["top1"] > 10.0 for r in recs)  # a working model, not a collapsed one
+    # a working model, not a collapsed one: chance is 10 %, the smoke runs score 60–99
+    assert all(r["top1"] >= 40.0 for r in recs), sorted(r["top1"] for r in recs)
     assert all(r["metrics"] for r in recs)  # every method reports what it optimised
 
 
@@ -40,6 +41,30 @@ def test_zeroq_distils_once_per_model_and_seed(monkeypatch):
     assert calls == [3]  # distilled once, reused at 4 and 5 bits
     alone = Session(reg, torch.device("cpu")).run(cells[2])["top1"]
     assert alone == shared[2]  # the reused batch equals a freshly distilled one
+
+
+def test_zeroq_distillation_lowers_the_bn_statistics_loss():
+    import contextlib
+    from types import SimpleNamespace
+
+    import dfqbench_zeroq.method as zeroq
+    from dfqbench.dfq.bn_stats import BNInputs, zeroq_bns_loss
+    from dfqbench.models.cifar_resnet import CIFARResNet
+
+    torch.manual_seed(0)
+    teacher = CIFARResNet(1, 10, 20, (4, 8, 16)).eval()
+    digits = Task("s", "digits", "r", "cnn", 10, (1, 8, 8), (0.5,), (0.5,), 4, 4)
+    ctx = SimpleNamespace(device=torch.device("cpu"), progress=lambda *_: contextlib.nullcontext(SimpleNamespace(advance=lambda: None)))
+    cfg = dataclasses.replace(zeroq.ZeroQConfig(), iterations=50)
+    torch.manual_seed(1)
+    start = zeroq.initial_images(cfg, digits.input_shape, ctx.device)
+    with BNInputs(teacher) as bn, torch.no_grad():
+        teacher(start)
+        initial = zeroq_bns_loss(bn, start).item()
+    torch.manual_seed(1)  # the same initial images
+    images, final = zeroq.distill(teacher, digits, cfg, ctx)
+    assert final < 0.7 * initial  # 196.4 → 116.9 when written
+    assert not torch.equal(images, start)
 
 
 def test_gdfq_paper_configs_are_the_reference_hocons():

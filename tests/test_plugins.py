@@ -59,10 +59,11 @@ def test_clashing_name_is_rejected_and_the_builtin_kept(site):
 def test_list_imports_no_torch():
     code = (
         "import sys\nfrom dfqbench.cli import main\n"
-        "try:\n    main(['list'])\nexcept SystemExit:\n    pass\n"
+        "try:\n    main(['list'])\nexcept SystemExit as stop:\n    assert stop.code in (0, None), stop.code\n"
         "assert 'torch' not in sys.modules, 'dfqbench list imported torch'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert "methods:" in done.stdout
 
 
 def test_unknown_list_kind(cli):

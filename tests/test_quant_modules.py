@@ -43,7 +43,8 @@ def test_linear_weights_quantized_per_row_bias_kept_fp():
     q = QuantLinear.from_float(lin, 2)
     x = torch.randn(3, 7)
     assert torch.allclose(q(x), F.linear(x, q.quantized_weight(), lin.bias))
-    assert all(len(torch.unique(row)) <= 4 for row in q.quantized_weight())
+    for row, quantized in zip(lin.weight, q.quantized_weight(), strict=True):
+        assert torch.equal(quantized, asym_fake_quant(row, row.min(), row.max(), 2))
 
 
 def adam_corrected(batch_values, beta=0.9):
@@ -112,6 +113,17 @@ def test_shared_and_functional_activations_get_one_quantizer_per_call_site():
         q(torch.randn(4, 2, 5, 5))
     ranges = [act.x_max.item() for _, act in quant_acts(q)]
     assert len(set(ranges)) == 3  # three tensors, three different ranges
+    # and each quantizer's output is what the next operation reads: the forward by hand
+    a0, a1, a2 = (act for _, act in quant_acts(q))
+
+    def fake(x, act):
+        return asym_fake_quant(x, act.x_min, act.x_max, 4)
+
+    x = torch.randn(4, 2, 5, 5)
+    h = fake(F.relu(F.conv2d(x, q.conv.quantized_weight(), q.conv.bias)), a0)
+    h = fake(F.relu(h - 0.5), a1)
+    expected = fake(F.relu(h - 0.1), a2)
+    assert torch.equal(q(x), expected)
 
 
 def test_torchvision_resnet18_has_a_quantizer_per_relu_call():

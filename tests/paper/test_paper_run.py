@@ -34,7 +34,9 @@ def test_cifar10_smoke_matrix(cli, cifar_checksums, teacher_files, tmp_path):
     for r in recs:
         assert r["status"] == "ok", r["error"]
         assert r["fp_top1"] == pytest.approx(PYTORCHCV_RIGS["resnet20_cifar10"][1])
-        assert 0.0 <= r["top1"] <= 100.0
+        # the rigged classifier's zero weights quantize to zero and its bias stays FP, so the
+        # quantized model still predicts the rigged class: the whole path on the real format
+        assert r["top1"] == pytest.approx(PYTORCHCV_RIGS["resnet20_cifar10"][1])
         assert r["cell"]["data"] == {"normalization": "gdfq"}
         assert r["labels"]["dataset"] == "CIFAR-10" and r["labels"]["model"] == "ResNet-20"
         assert r["weights"]["origin"] == "--weights" and r["weights"]["pinned"] == "resnet20_cifar10-0597-9b0024ac.pth"
