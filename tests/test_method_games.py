@@ -1,0 +1,98 @@
+"""How each method samples its batches and combines its losses, against hand computations
+(the losses on their own are pinned in test_method_losses.py)."""
+
+import contextlib
+import copy
+import dataclasses
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import dfqbench_adadfq.method as adadfq
+from dfqbench.api import Task
+from dfqbench.models.cifar_resnet import CIFARResNet
+from dfqbench.quant import QuantSettings, wrap
+from dfqbench_qimera.method import QimeraConfig, QimeraGame
+from dfqbench_zaq.method import ZAQ, ZAQConfig
+
+CPU = torch.device("cpu")
+
+
+def quiet_ctx(logs):
+    return SimpleNamespace(
+        device=CPU,
+        log=lambda **kw: logs.append({k: float(v) for k, v in kw.items()}),
+        progress=lambda *_: contextlib.nullcontext(SimpleNamespace(advance=lambda: None)),
+    )
+
+
+def test_qimera_boundary_batches_superpose_k_labels_with_softmax_weights():
+    game = QimeraGame(SimpleNamespace(latent_dim=5), 4, dataclasses.replace(QimeraConfig(), mix_prob=1.0, mix_classes=3))
+    torch.manual_seed(0)
+    s = game.sample(64, CPU)
+    assert s.z.shape == (64, 3, 5) and s.labels.shape == (64, 3)
+    assert (s.weights > 0).all() and torch.allclose(s.weights.sum(1), torch.ones(64))
+    for b in range(64):  # ỹ_b = Σ_k λ_bk·onehot(y_bk): classes drawn twice add up
+        expected = [sum(s.weights[b, k].item() for k in range(3) if s.labels[b, k] == c) for c in range(4)]
+        assert s.targets[b].tolist() == pytest.approx(expected, abs=1e-6)
+    assert any(len(set(row.tolist())) < 3 for row in s.labels)  # duplicates did occur
+
+
+def test_qimera_draws_one_kind_of_batch_with_probability_p():
+    game = QimeraGame(SimpleNamespace(latent_dim=5), 4, dataclasses.replace(QimeraConfig(), mix_prob=0.4, mix_classes=2))
+    torch.manual_seed(0)
+    samples = [game.sample(3, CPU) for _ in range(1000)]
+    mixed = sum(s.weights is not None for s in samples) / len(samples)
+    assert 0.35 < mixed < 0.45  # p = 0.4 per batch (an inverted test would give 0.6)
+    single = next(s for s in samples if s.weights is None)
+    assert torch.equal(single.targets, F.one_hot(single.labels, 4).float())
+
+
+def np_log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def test_adadfq_generator_loss_is_eq13_with_each_weight_in_its_place(monkeypatch):
+    monkeypatch.setattr(adadfq, "gdfq_bns_loss", lambda bn: torch.tensor(0.25))
+    cfg = dataclasses.replace(adadfq.AdaDFQConfig(), alpha_ds=0.2, alpha_as=0.7, lambda_lower=0.1, lambda_upper=0.5, beta=1.3, gamma=0.6)
+    game = adadfq.AdaDFQGame(None, 4, cfg)
+    z_p = np.array([[2.0, 0.0, -1.0, 0.5], [0.0, 0.0, 0.0, 0.0], [1.0, 3.0, 0.0, 0.0]])
+    z_q = np.array([[0.0, 0.0, 0.0, 0.0], [0.2, 0.0, 0.1, 0.0], [1.0, -1.0, 0.0, 2.0]])
+    y = np.array([0, 2, 1])
+    # L_G = L_m + β·(α_ds·L_ds + α_as·L_as) + γ·L_BNS, written out (spec §2.3)
+    log_p_ds = np_log_softmax(z_p - z_q)
+    h = -(np.exp(log_p_ds) * log_p_ds).sum(axis=1)
+    h_norm = (h - h.min()) / (math.log(4) - h.min())
+    margin = np.maximum(0, 0.1 - h_norm).mean() + np.maximum(0, h_norm - 0.5).mean()
+    l_ds = -log_p_ds[np.arange(3), y].mean()
+    l_as = -np_log_softmax(z_p + z_q)[np.arange(3), y].mean()
+    expected = margin + 1.3 * (0.2 * l_ds + 0.7 * l_as) + 0.6 * 0.25
+    sample = SimpleNamespace(labels=torch.from_numpy(y))
+    out = game.generator_loss(sample, torch.from_numpy(z_p).float(), None, torch.from_numpy(z_q).float())
+    assert out["loss"].item() == pytest.approx(expected, rel=1e-5)
+    assert (out["ds"].item(), out["as"].item()) == pytest.approx((l_ds, l_as), rel=1e-5)
+
+
+def test_zaq_generator_steps_raise_the_discrepancy_the_student_steps_lower():
+    torch.manual_seed(0)
+    teacher = CIFARResNet(1, 10, 20, (4, 8, 16)).eval()
+    task = Task("s", "digits", "r", "cnn", 10, (1, 8, 8), (0.5,), (0.5,), 4, 4)
+    cfg = ZAQConfig(epochs=4, iters_per_epoch=20, q_steps=1, batch_size=32, calib_epochs=1, bn_mode="eval", milestones=(100,))
+
+    def student_loss_by_epoch(lr_q):
+        logs = []
+        torch.manual_seed(1)
+        ZAQ().quantize(teacher, wrap(copy.deepcopy(teacher), 4, 4, QuantSettings()), task, dataclasses.replace(cfg, lr_q=lr_q), quiet_ctx(logs))
+        return [epoch["q_loss"] for epoch in logs]
+
+    # the student frozen, the generator alone moves: it maximises L_out + α·SCRM
+    frozen = student_loss_by_epoch(0.0)
+    assert frozen[-1] > 1.3 * frozen[0], frozen  # 0.545 → 0.969 when written
+    # with the student's steps the same game ends far lower: they minimise it
+    trained = student_loss_by_epoch(0.01)
+    assert trained[-1] < 0.7 * frozen[-1], (trained, frozen)  # 0.492 when written
