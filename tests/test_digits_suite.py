@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from dfqbench.api import DatasetInfo
 from dfqbench.data import digits
@@ -77,3 +78,13 @@ def test_digits_weights_refuse_other_datasets():
     other = DatasetInfo("cifar10", "CIFAR-10", 10, (3, 32, 32), (0.5,) * 3, (0.5,) * 3, "x:y")
     with pytest.raises(DfqError, match="no weights for dataset 'cifar10'"):
         zoo.load("resnet20-digits", other, ZooEnv())
+
+
+def test_evaluate_counts_top1_and_top5_hits_over_batches():
+    # the model returns its input rows as logits
+    logits = torch.tensor([[9.0, 8, 7, 6, 5, 4, 3], [0, 9, 1, 2, 3, 4, 5], [9, 0, 1, 2, 3, 4, 5]])
+    labels = torch.tensor([0, 5, 1])  # a top-1 hit, a top-5 hit (rank 3), a miss (rank 7)
+    model = torch.nn.Identity().train()
+    top1, top5 = evaluate(model, TensorDataset(logits, labels), torch.device("cpu"), batch_size=2)
+    assert (top1, top5) == (pytest.approx(100 / 3), pytest.approx(200 / 3))
+    assert model.training  # the caller's mode is restored
