@@ -84,8 +84,13 @@ def cli() -> None:
 @click.option("--cache-dir", default=None, type=click.Path(path_type=Path), help="Cache for trained/downloaded weights.")
 @click.option("--jobs", default=1, show_default=True, type=int,
               help="Worker processes running cells side by side: one GPU each (round-robin) with --device cuda, "
-              "a share of the CPU threads each on the CPU.")
-def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir, jobs):
+              "a share of the CPU threads each on the CPU; with --executor slurm, at most N jobs at once.")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "slurm"]),
+              help="Where cells run: this machine, or one Slurm job per (model, seed, method) via submitit.")
+@click.option("--slurm", "slurm_parameters", multiple=True, metavar="KEY=VALUE",
+              help="A submitit parameter for --executor slurm (timeout_min=720, gpus_per_node=1, slurm_partition=gpu, ...); repeatable.")
+def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir, jobs,
+        executor, slurm_parameters):
     """Run a benchmark matrix and write records and tables."""
     from rich.console import Console
 
@@ -118,15 +123,27 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     )
     if jobs < 1:
         raise DfqError(f"--jobs {jobs} is not a number of worker processes; valid choices: 1 or more")
+    if slurm_parameters and executor != "slurm":
+        raise DfqError("--slurm sets a Slurm job parameter; it needs --executor slurm")
     local_weights = _parse_weights(weights, reg)
-    torch_device = resolve_device(device)
+    if executor == "slurm":
+        from dfqbench.slurm import parse_parameters
+
+        if device.strip().lower() not in ("auto", "cpu", "cuda"):
+            raise DfqError(f"--device {device} with --executor slurm; valid choices: auto, cpu, cuda (a job uses the GPU Slurm gives it)")
+        parameters = parse_parameters(slurm_parameters)
+        if jobs > 1:
+            parameters.setdefault("slurm_array_parallelism", jobs)
+    # a Slurm job resolves the device on its own node; this process only plans and tabulates
+    torch_device = resolve_device(device if executor == "local" else "cpu")
     store = RecordStore(results / suite / "records.jsonl")
     store.check_writable()
     store.read()  # a corrupt line stops us here, before any work
 
     import torch
 
-    console.print(f"dfqbench {dfqbench.__version__} · torch {torch.__version__} · device {describe_device(torch_device)}")
+    where = describe_device(torch_device) if executor == "local" else f"{device} in Slurm jobs"
+    console.print(f"dfqbench {dfqbench.__version__} · torch {torch.__version__} · device {where}")
     console.print("plugins: " + " · ".join(f"{p.name} ({p.distribution} {p.version})" for p in reg.plugins))
     _warn_problems(reg, lambda text: console.print(f"[yellow]{text}[/yellow]"))
     for why in plan.skipped:
@@ -137,7 +154,13 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     session = Session(reg, torch_device, zoo, display)
     interrupted = False
     try:
-        if jobs == 1:
+        if executor == "slurm":
+            from dfqbench.slurm import run_slurm
+
+            spec = WorkerSpec(device, None, store.path.resolve(), zoo.cache_dir.resolve(), data_root and data_root.resolve(),
+                              {m: p.resolve() for m, p in local_weights.items()}, download)
+            outcome = run_slurm(plan.cells, store, resume, display, spec, parameters)
+        elif jobs == 1:
             outcome = run_local(plan.cells, session, store, resume, display)
         else:
             threads = max(1, torch.get_num_threads() // jobs) if torch_device.type == "cpu" else 1
@@ -155,6 +178,9 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         sys.exit(130)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.statuses.items())) or "nothing to run"
     console.print(f"done: {counts}; {outcome.skipped} skipped (already ok)")
+    if outcome.lost:
+        console.print(f"{outcome.lost} cells have no record (their jobs died); run the same command again to retry them")
+        sys.exit(1)
 
 
 @cli.command(name="list")

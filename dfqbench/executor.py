@@ -23,7 +23,7 @@ from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
 from dfqbench.registry import load_registry
-from dfqbench.seeding import make_deterministic
+from dfqbench.seeding import make_deterministic, resolve_device
 from dfqbench.session import Session
 from dfqbench.zoo import ZooEnv
 
@@ -33,6 +33,7 @@ class Outcome:
     planned: int = 0
     skipped: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    lost: int = 0  #: cells left without a record by a job that died (Slurm)
 
     def count(self, record: dict, display: Display) -> None:
         self.statuses[record["status"]] = self.statuses.get(record["status"], 0) + 1
@@ -64,8 +65,8 @@ def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: b
 class WorkerSpec:
     """What a worker process needs to build its own session (it shares no state with the parent)."""
 
-    device: str
-    threads: int
+    device: str  #: as given on the command line (``auto`` is resolved where the worker runs)
+    threads: int | None  #: torch's CPU threads; None: torch's default
     results: Path
     cache_dir: Path
     data_root: Path | None = None
@@ -122,17 +123,33 @@ def work_units(cells: list[Cell], jobs: int) -> list[list[Cell]]:
 _WORKER: tuple[Session, RecordStore] | Exception | None = None
 
 
+def worker_session(spec: WorkerSpec, device: str) -> tuple[Session, RecordStore]:
+    """A session of its own for a worker process or a Slurm job, on ``device``."""
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
+    torch_device = resolve_device(device)
+    if torch_device.type == "cuda" and torch_device.index is not None:
+        torch.cuda.set_device(torch_device)  # code that allocates on "the current GPU" stays on this worker's
+    make_deterministic(torch_device)
+    zoo = ZooEnv(cache_dir=spec.cache_dir, data_root=spec.data_root, weights=dict(spec.weights), download=spec.download)
+    return Session(load_registry(), torch_device, zoo), RecordStore(spec.results)
+
+
+def run_cells(session: Session, store: RecordStore, cells: list[Cell]) -> list[dict]:
+    """Run ``cells`` one after another, appending each record as soon as it exists."""
+    records = []
+    for cell in cells:
+        records.append(session.run(cell))
+        store.append(records[-1])
+    return records
+
+
 def _start_worker(spec: WorkerSpec, devices) -> None:
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
     device = devices.get()
     try:
-        torch.set_num_threads(spec.threads)
-        if torch.device(device).type == "cuda":
-            torch.cuda.set_device(device)  # code that allocates on "the current GPU" stays on this worker's
-        make_deterministic(torch.device(device))
-        zoo = ZooEnv(cache_dir=spec.cache_dir, data_root=spec.data_root, weights=dict(spec.weights), download=spec.download)
-        _WORKER = Session(load_registry(), torch.device(device), zoo), RecordStore(spec.results)
+        _WORKER = worker_session(spec, device)
     except Exception as exc:  # noqa: BLE001 - reported by _run_group as one clear error
         _WORKER = DfqError(f"a worker process on {device} could not start: {type(exc).__name__}: {exc}")
 
@@ -140,12 +157,7 @@ def _start_worker(spec: WorkerSpec, devices) -> None:
 def _run_group(cells: list[Cell]) -> list[dict]:
     if isinstance(_WORKER, Exception):
         raise _WORKER
-    session, store = _WORKER
-    records = []
-    for cell in cells:
-        records.append(session.run(cell))
-        store.append(records[-1])
-    return records
+    return run_cells(*_WORKER, cells)
 
 
 def _summary_line(record: dict) -> str:

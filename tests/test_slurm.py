@@ -1,0 +1,97 @@
+"""``--executor slurm``: the same jobs run through submitit's ``local`` cluster (each job a
+process of its own, as on Slurm), a job that dies, and the command line's errors."""
+
+import io
+
+import pytest
+import torch
+from rich.console import Console
+
+from dfqbench.errors import DfqError
+from dfqbench.executor import WorkerSpec
+from dfqbench.plan import make_plan
+from dfqbench.progress import Display
+from dfqbench.records import RecordStore
+from dfqbench.registry import load_registry
+from dfqbench.session import Session
+
+
+def smoke_cells():
+    return make_plan(load_registry(), "digits", ["noise", "zeroq"], ["resnet20-digits"], [(3, 3), (4, 4)], [0], "smoke").cells
+
+
+def test_jobs_give_the_records_of_one_process(tmp_path, monkeypatch):
+    import dfqbench.slurm as slurm
+
+    monkeypatch.setattr(slurm, "POLL_S", 0.2)
+    cells = smoke_cells()
+    store = RecordStore(tmp_path / "jobs" / "records.jsonl")
+    cache = tmp_path / "cache"
+    spec = WorkerSpec("auto", 1, store.path, cache)
+    outcome = slurm.run_slurm(cells, store, True, Display(None), spec, {"timeout_min": 5}, cluster="local")
+    assert outcome.statuses == {"ok": 4} and outcome.lost == 0
+    by_jobs = {r["key"]: (r["status"], r["top1"], r["metrics"]) for r in store.read()}
+    assert len(list((store.path.parent / "slurm").glob("*/*_log.out"))) == 2  # one job per method: zeroq distils once
+    session = Session(load_registry(), torch.device("cpu"))
+    alone = {c.key: (r["status"], r["top1"], r["metrics"]) for c in cells for r in [session.run(c)]}
+    assert by_jobs == alone
+    again = slurm.run_slurm(cells, store, True, Display(None), spec, {}, cluster="local")
+    assert again.skipped == 4 and not again.statuses  # resumed: nothing submitted
+
+
+def test_a_job_that_dies_loses_only_its_cells(tmp_path, monkeypatch):
+    import dfqbench.slurm as slurm
+
+    monkeypatch.setattr(slurm, "POLL_S", 0.2)
+    store = RecordStore(tmp_path / "records.jsonl")
+    spec = WorkerSpec("cuda:99", 1, store.path, tmp_path / "cache")  # no node has a 100th GPU: no session
+    shown = io.StringIO()
+    outcome = slurm.run_slurm(smoke_cells(), store, True, Display(Console(file=shown, width=500)), spec, {}, cluster="local")
+    assert outcome.lost == 4 and not outcome.statuses and store.read() == []
+    lines = [line for line in shown.getvalue().splitlines() if "2 of its 2 cells without a record" in line]
+    assert len(lines) == 2 and all("DfqError: device 'cuda:99' is not available here" in line for line in lines)
+
+
+def test_slurm_parameters_are_checked_before_anything_runs():
+    from dfqbench.slurm import parse_parameters
+
+    assert parse_parameters(("timeout_min=720", "slurm_partition=gpu", "gpus_per_node=1")) == {
+        "timeout_min": 720, "slurm_partition": "gpu", "gpus_per_node": 1}  # fmt: skip
+    with pytest.raises(DfqError, match=r"unknown --slurm parameter 'partition'; valid choices: .*slurm_partition"):
+        parse_parameters(("partition=gpu",))
+    with pytest.raises(DfqError, match="valid form: KEY=VALUE"):
+        parse_parameters(("timeout_min",))
+
+
+def test_cli_errors_are_one_line(cli, tmp_path):
+    def error(*args):
+        res = cli("run", "--methods", "noise", "--budget", "smoke", "--results", str(tmp_path), *args)
+        assert res.code == 2 and "Traceback" not in res.err, res.err
+        return res.err.strip().splitlines()[-1]
+
+    assert error("--slurm", "timeout_min=5") == "dfqbench: error: --slurm sets a Slurm job parameter; it needs --executor slurm"
+    assert error("--executor", "slurm", "--device", "cuda:1").startswith("dfqbench: error: --device cuda:1 with --executor slurm; valid choices: auto, cpu, cuda")
+    assert error("--executor", "slurm", "--slurm", "walltime=5").startswith("dfqbench: error: unknown --slurm parameter 'walltime'")
+    # no Slurm on this machine: submission fails with one clear line, nothing is recorded
+    assert error("--executor", "slurm").startswith("dfqbench: error: could not submit the jobs to slurm:")
+    assert not (tmp_path / "digits" / "records.jsonl").exists() or RecordStore(tmp_path / "digits" / "records.jsonl").read() == []
+
+
+def test_cli_runs_the_jobs_and_exits_1_when_cells_are_lost(cli, tmp_path, monkeypatch):
+    import functools
+
+    import dfqbench.slurm as slurm
+
+    monkeypatch.setattr(slurm, "POLL_S", 0.2)
+    monkeypatch.setattr(slurm, "run_slurm", functools.partial(slurm.run_slurm, cluster="local"))
+    args = ("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "3,4", "--budget", "smoke", "--executor", "slurm")
+    res = cli(*args, "--slurm", "timeout_min=5", "--results", str(tmp_path / "ok"))
+    assert res.code == 0, res.err
+    assert "device auto in Slurm jobs" in res.err and "to run as 1 local jobs" in res.err
+    assert [r["status"] for r in RecordStore(tmp_path / "ok" / "digits" / "records.jsonl").read()] == ["ok", "ok"]
+    assert (tmp_path / "ok" / "digits" / "table.md").exists()
+    if torch.cuda.is_available():
+        return  # the lost-job half needs a node without a GPU
+    res = cli(*args, "--device", "cuda", "--results", str(tmp_path / "lost"))
+    assert res.code == 1
+    assert "2 cells have no record (their jobs died); run the same command again to retry them" in res.err
