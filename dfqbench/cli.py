@@ -85,12 +85,13 @@ def cli() -> None:
 @click.option("--jobs", default=1, show_default=True, type=int,
               help="Worker processes running cells side by side: one GPU each (round-robin) with --device cuda, "
               "a share of the CPU threads each on the CPU; with --executor slurm, at most N jobs at once.")
-@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "slurm"]),
-              help="Where cells run: this machine, or one Slurm job per (model, seed, method) via submitit.")
-@click.option("--slurm", "slurm_parameters", multiple=True, metavar="KEY=VALUE",
-              help="A submitit parameter for --executor slurm (timeout_min=720, gpus_per_node=1, slurm_partition=gpu, ...); repeatable.")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "slurm", "ray"]),
+              help="Where cells run: this machine, or one Slurm job (submitit) / Ray task per (model, seed, method).")
+@click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
+              help="A job parameter: submitit's for slurm (timeout_min=2880, gpus_per_node=1, slurm_partition=gpu), "
+              "ray.remote's for ray (num_gpus=1, num_cpus=4); repeatable.")
 def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir, jobs,
-        executor, slurm_parameters):
+        executor, executor_options):
     """Run a benchmark matrix and write records and tables."""
     from rich.console import Console
 
@@ -123,18 +124,9 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     )
     if jobs < 1:
         raise DfqError(f"--jobs {jobs} is not a number of worker processes; valid choices: 1 or more")
-    if slurm_parameters and executor != "slurm":
-        raise DfqError("--slurm sets a Slurm job parameter; it needs --executor slurm")
     local_weights = _parse_weights(weights, reg)
-    if executor == "slurm":
-        from dfqbench.slurm import parse_parameters
-
-        if device.strip().lower() not in ("auto", "cpu", "cuda"):
-            raise DfqError(f"--device {device} with --executor slurm; valid choices: auto, cpu, cuda (a job uses the GPU Slurm gives it)")
-        parameters = parse_parameters(slurm_parameters)
-        if jobs > 1:
-            parameters.setdefault("slurm_array_parallelism", jobs)
-    # a Slurm job resolves the device on its own node; this process only plans and tabulates
+    options = _executor_options(executor, executor_options, device, jobs)
+    # a Slurm job or Ray task resolves the device on its own node; this process only plans and tabulates
     torch_device = resolve_device(device if executor == "local" else "cpu")
     store = RecordStore(results / suite / "records.jsonl")
     store.check_writable()
@@ -142,7 +134,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
 
     import torch
 
-    where = describe_device(torch_device) if executor == "local" else f"{device} in Slurm jobs"
+    where = describe_device(torch_device) if executor == "local" else f"{device} in {executor} jobs"
     console.print(f"dfqbench {dfqbench.__version__} · torch {torch.__version__} · device {where}")
     console.print("plugins: " + " · ".join(f"{p.name} ({p.distribution} {p.version})" for p in reg.plugins))
     _warn_problems(reg, lambda text: console.print(f"[yellow]{text}[/yellow]"))
@@ -154,12 +146,13 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     session = Session(reg, torch_device, zoo, display)
     interrupted = False
     try:
-        if executor == "slurm":
+        if executor != "local":
+            from dfqbench.raycluster import run_ray
             from dfqbench.slurm import run_slurm
 
-            spec = WorkerSpec(device, None, store.path.resolve(), zoo.cache_dir.resolve(), data_root and data_root.resolve(),
+            spec = WorkerSpec(device.strip().lower(), None, store.path.resolve(), zoo.cache_dir.resolve(), data_root and data_root.resolve(),
                               {m: p.resolve() for m, p in local_weights.items()}, download)
-            outcome = run_slurm(plan.cells, store, resume, display, spec, parameters)
+            outcome = (run_slurm if executor == "slurm" else run_ray)(plan.cells, store, resume, display, spec, options)
         elif jobs == 1:
             outcome = run_local(plan.cells, session, store, resume, display)
         else:
@@ -181,6 +174,28 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     if outcome.lost:
         console.print(f"{outcome.lost} cells have no record (their jobs died); run the same command again to retry them")
         sys.exit(1)
+
+
+def _executor_options(executor: str, items: tuple[str, ...], device: str, jobs: int) -> dict[str, object]:
+    """The job parameters of a cluster executor, checked before anything runs."""
+    if executor == "local":
+        if items:
+            raise DfqError("--executor-option sets a Slurm job or Ray task parameter; it needs --executor slurm or ray")
+        return {}
+    if device.strip().lower() not in ("auto", "cpu", "cuda"):
+        raise DfqError(f"--device {device} with --executor {executor}; valid choices: auto, cpu, cuda (a job uses the GPU it is given)")
+    if executor == "ray":
+        from dfqbench.raycluster import parse_parameters
+
+        if jobs > 1:
+            raise DfqError("--jobs caps local workers and Slurm jobs; Ray runs as many tasks as the cluster's resources allow")
+        return parse_parameters(items)
+    from dfqbench.slurm import parse_parameters
+
+    options = parse_parameters(items)
+    if jobs > 1:
+        options.setdefault("slurm_array_parallelism", jobs)
+    return options
 
 
 @cli.command(name="list")

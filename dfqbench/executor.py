@@ -33,7 +33,7 @@ class Outcome:
     planned: int = 0
     skipped: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
-    lost: int = 0  #: cells left without a record by a job that died (Slurm)
+    lost: int = 0  #: cells left without a record by a job that died (Slurm, Ray)
 
     def count(self, record: dict, display: Display) -> None:
         self.statuses[record["status"]] = self.statuses.get(record["status"], 0) + 1

@@ -1,22 +1,20 @@
 """The Slurm executor (submitit): one job per (dataset, model, seed, method) group of pending
-cells, submitted as one job array.
+cells, submitted as one job array (what a job does: :mod:`dfqbench.jobs`).
 
-A job builds its own session on the device Slurm gave it (``--device auto`` is resolved in
-the job, not on the login node), runs its cells and appends their records to the shared
-records file itself (appends are locked), exactly as a local worker does; so a job that
-dies loses only its own unfinished cells, and running the same command again resumes them.
-Teachers are loaded by the jobs (digits teachers not cached yet are trained by the first
-jobs that need them; the cache is written atomically). Ctrl-C cancels the jobs that have
-not finished. Job logs go to ``<results>/<suite>/slurm/<job id>/``.
+A job resolves ``--device`` on its node (``auto``: the GPU Slurm gave it), loads its
+teachers (digits teachers not cached yet are trained by the first jobs that need them; the
+cache is written atomically) and appends its records to the shared results folder. The
+command waits for the jobs, polling Slurm; Ctrl-C cancels the jobs that have not finished.
+Job logs go to ``<results>/<suite>/slurm/<job id>/``.
 """
 
 from __future__ import annotations
 
-import ast
 import subprocess
 
-from dfqbench.errors import DfqError, unknown
-from dfqbench.executor import Outcome, WorkerSpec, _pending, run_cells, work_units, worker_session
+from dfqbench.errors import DfqError
+from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
+from dfqbench.jobs import count_unit, parse_options, run_unit, salvage
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
@@ -34,24 +32,13 @@ def _submitit():
 
 
 def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
-    """``--slurm KEY=VALUE`` → submitit's ``AutoExecutor`` parameters (``timeout_min``,
-    ``gpus_per_node``, ``slurm_partition``, …), values read as Python literals where they are."""
+    """``--executor-option KEY=VALUE`` → submitit ``AutoExecutor`` parameters (``timeout_min``,
+    ``gpus_per_node``, ``slurm_partition``, …)."""
     submitit = _submitit()
     from submitit.slurm.slurm import SlurmExecutor
 
-    valid = sorted(submitit.AutoExecutor._valid_parameters() | {f"slurm_{p}" for p in SlurmExecutor._valid_parameters()})
-    out: dict[str, object] = {}
-    for item in items:
-        key, eq, text = item.partition("=")
-        if not (eq and key):
-            raise DfqError(f"bad --slurm {item!r}; valid form: KEY=VALUE, e.g. slurm_partition=gpu")
-        if key not in valid:
-            raise unknown("--slurm parameter", key, valid)
-        try:
-            out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[key] = text
-    return out
+    valid = submitit.AutoExecutor._valid_parameters() | {f"slurm_{p}" for p in SlurmExecutor._valid_parameters()}
+    return parse_options(items, valid, "slurm", "slurm_partition=gpu")
 
 
 def run_slurm(
@@ -76,7 +63,7 @@ def run_slurm(
     try:
         executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
         executor.update_parameters(name="dfqbench", **parameters)
-        jobs = executor.map_array(_run_unit, [spec] * len(units), units)
+        jobs = executor.map_array(run_unit, [spec] * len(units), units)
     except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
         raise DfqError(f"could not submit the jobs to {cluster}: {type(exc).__name__}: {exc}") from None
     unit_of = {job.job_id: unit for job, unit in zip(jobs, units, strict=True)}
@@ -87,32 +74,10 @@ def run_slurm(
                 try:
                     records = job.result()
                 except Exception as exc:  # noqa: BLE001 - a lost job is reported, the others go on
-                    # what it recorded before it died (a time limit mid-unit) stays recorded
-                    written = {r["key"]: r for r in store.read()[earlier:]}
-                    records = [written[c.key] for c in unit if c.key in written]
-                    outcome.lost += len(unit) - len(records)
-                    display.print(
-                        f"[red]✗[/red] job {job.job_id} ({len(unit) - len(records)} of its {len(unit)} cells without a record, "
-                        f"e.g. {unit[-1].title}): {_reason(exc)} (log: {folder / str(job.job_id)})"
-                    )
-                    overall.advance(len(unit) - len(records))
-                for record in records:
-                    outcome.count(record, display)
-                    overall.advance()
+                    records = salvage(unit, exc, store, earlier, outcome, display, overall, f"job {job.job_id} (log: {folder / str(job.job_id)})")
+                count_unit(records, outcome, display, overall)
         finally:
             for job in jobs:
                 if not job.done():
                     job.cancel(check=False)
     return outcome
-
-
-def _reason(exc: Exception) -> str:
-    """The last line of the job's own error, out of submitit's report around it."""
-    lines = [line.strip() for line in str(exc).splitlines()]
-    body = [line for line in lines if line and set(line) != {"-"} and not line.startswith(("- ", "You can check"))]
-    return body[-1] if body else type(exc).__name__
-
-
-def _run_unit(spec: WorkerSpec, cells: list[Cell]) -> list[dict]:
-    session, store = worker_session(spec, spec.device)
-    return run_cells(session, store, cells)

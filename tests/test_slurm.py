@@ -57,7 +57,7 @@ def test_slurm_parameters_are_checked_before_anything_runs():
 
     assert parse_parameters(("timeout_min=720", "slurm_partition=gpu", "gpus_per_node=1")) == {
         "timeout_min": 720, "slurm_partition": "gpu", "gpus_per_node": 1}  # fmt: skip
-    with pytest.raises(DfqError, match=r"unknown --slurm parameter 'partition'; valid choices: .*slurm_partition"):
+    with pytest.raises(DfqError, match=r"unknown --executor-option for slurm: 'partition'; valid choices: .*slurm_partition"):
         parse_parameters(("partition=gpu",))
     with pytest.raises(DfqError, match="valid form: KEY=VALUE"):
         parse_parameters(("timeout_min",))
@@ -69,9 +69,10 @@ def test_cli_errors_are_one_line(cli, tmp_path):
         assert res.code == 2 and "Traceback" not in res.err, res.err
         return res.err.strip().splitlines()[-1]
 
-    assert error("--slurm", "timeout_min=5") == "dfqbench: error: --slurm sets a Slurm job parameter; it needs --executor slurm"
+    assert error("--executor-option", "timeout_min=5") == (
+        "dfqbench: error: --executor-option sets a Slurm job or Ray task parameter; it needs --executor slurm or ray")
     assert error("--executor", "slurm", "--device", "cuda:1").startswith("dfqbench: error: --device cuda:1 with --executor slurm; valid choices: auto, cpu, cuda")
-    assert error("--executor", "slurm", "--slurm", "walltime=5").startswith("dfqbench: error: unknown --slurm parameter 'walltime'")
+    assert error("--executor", "slurm", "--executor-option", "walltime=5").startswith("dfqbench: error: unknown --executor-option for slurm: 'walltime'")
     # no Slurm on this machine: submission fails with one clear line, nothing is recorded
     assert error("--executor", "slurm").startswith("dfqbench: error: could not submit the jobs to slurm:")
     assert not (tmp_path / "digits" / "records.jsonl").exists() or RecordStore(tmp_path / "digits" / "records.jsonl").read() == []
@@ -85,9 +86,9 @@ def test_cli_runs_the_jobs_and_exits_1_when_cells_are_lost(cli, tmp_path, monkey
     monkeypatch.setattr(slurm, "POLL_S", 0.2)
     monkeypatch.setattr(slurm, "run_slurm", functools.partial(slurm.run_slurm, cluster="local"))
     args = ("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "3,4", "--budget", "smoke", "--executor", "slurm")
-    res = cli(*args, "--slurm", "timeout_min=5", "--results", str(tmp_path / "ok"))
+    res = cli(*args, "--executor-option", "timeout_min=5", "--results", str(tmp_path / "ok"))
     assert res.code == 0, res.err
-    assert "device auto in Slurm jobs" in res.err and "to run as 1 local jobs" in res.err
+    assert "device auto in slurm jobs" in res.err and "to run as 1 local jobs" in res.err
     assert [r["status"] for r in RecordStore(tmp_path / "ok" / "digits" / "records.jsonl").read()] == ["ok", "ok"]
     assert (tmp_path / "ok" / "digits" / "table.md").exists()
     if torch.cuda.is_available():

@@ -1,0 +1,76 @@
+"""The Ray executor: one Ray task per (dataset, model, seed, method) group of pending cells
+(what a task does: :mod:`dfqbench.jobs`).
+
+``ray.init()`` joins the cluster named by ``RAY_ADDRESS`` (``ray start --head`` / a Ray
+cluster's environment), or starts one on this machine. A task asks for one CPU, and for one
+GPU when ``--device`` is ``cuda``, or ``auto`` on a cluster that has GPUs (Ray then makes
+that GPU the task's only visible one); ``--executor-option num_gpus=0.5`` and the like
+override this. Tasks are not retried (``max_retries=0``): a retried task would redo cells
+whose records are already written; the same command resumes what a dead task lost. Ctrl-C
+cancels the tasks that have not finished.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from dfqbench.errors import DfqError
+from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
+from dfqbench.jobs import count_unit, parse_options, run_unit, salvage
+from dfqbench.plan import Cell
+from dfqbench.progress import Display
+from dfqbench.records import RecordStore
+
+#: the ``ray.remote`` options a user may set
+OPTIONS = {"num_cpus", "num_gpus", "memory", "resources", "accelerator_type", "max_retries", "retry_exceptions", "runtime_env"}
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise DfqError("--executor ray needs Ray: pip install 'dfqbench[ray]'") from None
+    return ray
+
+
+def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
+    _ray()
+    return parse_options(items, OPTIONS, "ray", "num_gpus=1")
+
+
+def run_ray(cells: list[Cell], store: RecordStore, resume: bool, display: Display, spec: WorkerSpec, options: dict[str, object]) -> Outcome:
+    ray = _ray()
+    todo, outcome = _pending(cells, store, resume)
+    units = work_units(todo, 1)
+    started = not ray.is_initialized()
+    if started and units:
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0) if units else 0
+        if spec.device == "cuda" and not gpus and "num_gpus" not in options:
+            raise DfqError("--device cuda with --executor ray, but the Ray cluster has no GPU; valid choices here: auto, cpu")
+        wants_gpu = spec.device == "cuda" or (spec.device == "auto" and gpus > 0)
+        task = ray.remote(run_unit).options(**{"num_cpus": 1, "num_gpus": 1 if wants_gpu else 0, "max_retries": 0, **options})
+        where = f"{len(units)} Ray tasks on {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs" if units else "Ray tasks"
+        display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run as {where}")
+        if not units:
+            return outcome
+        earlier = len(store.read())  # records appended from here on are this run's
+        unit_of = {task.remote(spec, unit): unit for unit in units}
+        pending = list(unit_of)
+        with display, display.bar("cells", len(todo), transient=False) as overall:
+            try:
+                while pending:
+                    (ref,), pending = ray.wait(pending, num_returns=1)
+                    try:
+                        records = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        records = salvage(unit_of[ref], exc, store, earlier, outcome, display, overall, f"Ray task {ref.task_id().hex()[:12]}")
+                    count_unit(records, outcome, display, overall)
+            finally:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+        return outcome
+    finally:
+        if started and ray.is_initialized():
+            ray.shutdown()
