@@ -10,12 +10,22 @@ cells, and running the same command again resumes them.
 from __future__ import annotations
 
 import ast
+import importlib
+from types import ModuleType
 
 from dfqbench.errors import DfqError, unknown
 from dfqbench.executor import Outcome, WorkerSpec, run_cells, worker_session
 from dfqbench.plan import Cell
 from dfqbench.progress import Bar, Display
 from dfqbench.records import RecordStore
+
+
+def require(module: str, executor: str) -> ModuleType:
+    """The engine behind ``--executor <executor>``, or one line saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DfqError(f"--executor {executor} needs {module}: pip install 'dfqbench[{executor}]'") from None
 
 
 def parse_options(items: tuple[str, ...], valid: set[str], executor: str, example: str) -> dict[str, object]:

@@ -16,7 +16,7 @@ import logging
 
 from dfqbench.errors import DfqError
 from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
-from dfqbench.jobs import count_unit, parse_options, run_unit, salvage
+from dfqbench.jobs import count_unit, parse_options, require, run_unit, salvage
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
@@ -25,21 +25,13 @@ from dfqbench.records import RecordStore
 OPTIONS = {"num_cpus", "num_gpus", "memory", "resources", "accelerator_type", "max_retries", "retry_exceptions", "runtime_env"}
 
 
-def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise DfqError("--executor ray needs Ray: pip install 'dfqbench[ray]'") from None
-    return ray
-
-
 def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
-    _ray()
+    require("ray", "ray")
     return parse_options(items, OPTIONS, "ray", "num_gpus=1")
 
 
 def run_ray(cells: list[Cell], store: RecordStore, resume: bool, display: Display, spec: WorkerSpec, options: dict[str, object]) -> Outcome:
-    ray = _ray()
+    ray = require("ray", "ray")
     todo, outcome = _pending(cells, store, resume)
     units = work_units(todo, 1)
     started = not ray.is_initialized()

@@ -14,7 +14,7 @@ import subprocess
 
 from dfqbench.errors import DfqError
 from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
-from dfqbench.jobs import count_unit, parse_options, run_unit, salvage
+from dfqbench.jobs import count_unit, parse_options, require, run_unit, salvage
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
@@ -23,18 +23,10 @@ from dfqbench.records import RecordStore
 POLL_S = 10.0
 
 
-def _submitit():
-    try:
-        import submitit
-    except ImportError:
-        raise DfqError("--executor slurm needs submitit: pip install 'dfqbench[slurm]'") from None
-    return submitit
-
-
 def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
     """``--executor-option KEY=VALUE`` → submitit ``AutoExecutor`` parameters (``timeout_min``,
     ``gpus_per_node``, ``slurm_partition``, …)."""
-    submitit = _submitit()
+    submitit = require("submitit", "slurm")
     from submitit.slurm.slurm import SlurmExecutor
 
     valid = submitit.AutoExecutor._valid_parameters() | {f"slurm_{p}" for p in SlurmExecutor._valid_parameters()}
@@ -52,7 +44,7 @@ def run_slurm(
 ) -> Outcome:
     """Run the pending cells as a job array on ``cluster`` (submitit's ``local`` runs the same
     jobs as local processes: the tests use it) and wait for them."""
-    submitit = _submitit()
+    submitit = require("submitit", "slurm")
     todo, outcome = _pending(cells, store, resume)
     units = work_units(todo, 1)
     folder = store.path.parent / "slurm"
