@@ -75,12 +75,12 @@ def test_interrupted_run_keeps_completed_cells_and_resumes(cli, probes, tmp_path
     assert sorted(r["cell"]["w_bits"] for r in records(tmp_path)) == [3, 4, 5]
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_real_sigint_stops_cleanly(probes, tmp_path, jobs):
+@pytest.mark.parametrize("executor", [("--jobs", "1"), ("--jobs", "2"), ("--executor", "ray")])
+def test_real_sigint_stops_cleanly(probes, tmp_path, executor):
     env = dict(os.environ, DFQBENCH_PROBE_SLEEP="2")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dfqbench", "run", "--methods", "probe-slow", "--models", "resnet20-digits",
-         "--bits", "3,4,5,6,7,8", "--jobs", jobs, "--results", str(tmp_path)],
+         "--bits", "3,4,5,6,7,8", *executor, "--results", str(tmp_path)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # a background job of a non-interactive shell (some CI runners) inherits SIGINT
         # ignored, and Python then never installs its handler: restore what a terminal gives
@@ -96,6 +96,8 @@ def test_real_sigint_stops_cleanly(probes, tmp_path, jobs):
     assert "Traceback" not in err
     kept = records(tmp_path)
     assert 1 <= len(kept) < 6 and all(r["status"] == "ok" for r in kept)
+    time.sleep(3)  # nothing runs on (a probe cell takes 2 s): workers and tasks were stopped, not orphaned
+    assert len(records(tmp_path)) == len(kept)
 
 
 def test_worker_processes_give_the_same_records_as_one_process(cli, tmp_path):
