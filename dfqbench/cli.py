@@ -152,7 +152,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
 
             spec = WorkerSpec(device.strip().lower(), None, store.path.resolve(), zoo.cache_dir.resolve(), data_root and data_root.resolve(),
                               {m: p.resolve() for m, p in local_weights.items()}, download)
-            outcome = (run_slurm if executor == "slurm" else run_ray)(plan.cells, store, resume, display, spec, options)
+            outcome = (run_slurm if executor == "slurm" else run_ray)(plan.cells, session, store, resume, display, spec, options)
         elif jobs == 1:
             outcome = run_local(plan.cells, session, store, resume, display)
         else:

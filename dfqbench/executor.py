@@ -135,10 +135,14 @@ def worker_session(spec: WorkerSpec, device: str) -> tuple[Session, RecordStore]
     return Session(load_registry(), torch_device, zoo), RecordStore(spec.results)
 
 
-def run_cells(session: Session, store: RecordStore, cells: list[Cell]) -> list[dict]:
-    """Run ``cells`` one after another, appending each record as soon as it exists."""
+def run_cells(session: Session, store: RecordStore, cells: list[Cell], recorded: dict[str, dict] | None = None) -> list[dict]:
+    """Run ``cells`` one after another, appending each record as soon as it exists; a cell
+    with a record in ``recorded`` (key → record) is not run again."""
     records = []
     for cell in cells:
+        if recorded and cell.key in recorded:
+            records.append(recorded[cell.key])
+            continue
         records.append(session.run(cell))
         store.append(records[-1])
     return records

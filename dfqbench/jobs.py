@@ -44,9 +44,13 @@ def parse_options(items: tuple[str, ...], valid: set[str], executor: str, exampl
     return out
 
 
-def run_unit(spec: WorkerSpec, cells: list[Cell]) -> list[dict]:
-    """The body of one job: a session on the job's own device, then its cells."""
-    return run_cells(*worker_session(spec, spec.device), cells)
+def run_unit(spec: WorkerSpec, cells: list[Cell], earlier: int) -> list[dict]:
+    """The body of one job: a session on the job's own device, then its cells. A job that
+    runs a second time (Slurm requeues a preempted job) keeps the ok records this run's
+    first attempt wrote (the records after the first ``earlier``) instead of redoing them."""
+    session, store = worker_session(spec, spec.device)
+    recorded = {r["key"]: r for r in store.read()[earlier:] if r["status"] == "ok"}
+    return run_cells(session, store, cells, recorded)
 
 
 def count_unit(records: list[dict], outcome: Outcome, display: Display, overall: Bar) -> None:

@@ -7,12 +7,14 @@ GPU when ``--device`` is ``cuda``, or ``auto`` on a cluster that has GPUs (Ray t
 that GPU the task's only visible one); ``--executor-option num_gpus=0.5`` and the like
 override this. Tasks are not retried (``max_retries=0``): a retried task would redo cells
 whose records are already written; the same command resumes what a dead task lost. Ctrl-C
-cancels the tasks that have not finished.
+cancels the tasks that have not finished. On an autoscaling cluster whose GPU nodes are not up
+yet, ``auto`` finds no GPU and asks for none: give ``--executor-option num_gpus=1``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from dfqbench.errors import DfqError
 from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
@@ -20,6 +22,7 @@ from dfqbench.jobs import count_unit, parse_options, require, run_unit, salvage
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
+from dfqbench.session import Session
 
 #: the ``ray.remote`` options a user may set
 OPTIONS = {"num_cpus", "num_gpus", "memory", "resources", "accelerator_type", "max_retries", "retry_exceptions", "runtime_env"}
@@ -30,25 +33,33 @@ def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
     return parse_options(items, OPTIONS, "ray", "num_gpus=1")
 
 
-def run_ray(cells: list[Cell], store: RecordStore, resume: bool, display: Display, spec: WorkerSpec, options: dict[str, object]) -> Outcome:
+def run_ray(
+    cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display, spec: WorkerSpec, options: dict[str, object]
+) -> Outcome:
     ray = require("ray", "ray")
     todo, outcome = _pending(cells, store, resume)
     units = work_units(todo, 1)
+    if not units:
+        display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, 0 to run")
+        return outcome
+    session.prepare(todo, evaluate=False)  # missing data stops us here; weights cached once, for every task
     started = not ray.is_initialized()
-    if started and units:
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    if started:
+        try:
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise DfqError(f"could not start or join a Ray cluster (RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '')!r}): {exc}") from None
     try:
-        gpus = ray.cluster_resources().get("GPU", 0) if units else 0
+        gpus = ray.cluster_resources().get("GPU", 0)
         if spec.device == "cuda" and not gpus and "num_gpus" not in options:
             raise DfqError("--device cuda with --executor ray, but the Ray cluster has no GPU; valid choices here: auto, cpu")
         wants_gpu = spec.device == "cuda" or (spec.device == "auto" and gpus > 0)
-        task = ray.remote(run_unit).options(**{"num_cpus": 1, "num_gpus": 1 if wants_gpu else 0, "max_retries": 0, **options})
-        where = f"{len(units)} Ray tasks on {ray.cluster_resources().get('CPU', 0):.0f} CPUs, {gpus:.0f} GPUs" if units else "Ray tasks"
-        display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run as {where}")
-        if not units:
-            return outcome
+        # max_calls=1: a fresh worker process per task, so no task inherits another's CUDA context
+        task = ray.remote(max_calls=1)(run_unit).options(**{"num_cpus": 1, "num_gpus": 1 if wants_gpu else 0, "max_retries": 0, **options})
+        cpus = ray.cluster_resources().get("CPU", 0)
+        display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run as {len(units)} Ray tasks on {cpus:.0f} CPUs, {gpus:.0f} GPUs")
         earlier = len(store.read())  # records appended from here on are this run's
-        unit_of = {task.remote(spec, unit): unit for unit in units}
+        unit_of = {task.remote(spec, unit, earlier): unit for unit in units}
         pending = list(unit_of)
         with display, display.bar("cells", len(todo), transient=False) as overall:
             try:

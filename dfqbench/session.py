@@ -85,23 +85,34 @@ class Session:
         """The frozen FP teacher and its accuracy on the evaluation split, once per (dataset, model)."""
         key = (dataset, model, _frozen(settings))
         if key not in self._teachers:
-            # loaded first: missing data is reported before any download of weights
-            split = self.split(dataset, self.eval_split, settings)
-            info = self.registry.model(model).info
-            module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
+            split, module = self._load(dataset, model, settings)
             module = freeze(module.to(self.device))
             top1, top5 = evaluate(module, split, self.device)
             self._teachers[key] = Teacher(module, top1, top5, self.zoo.weights_used.get((dataset, model)))
             self.display.print(f"teacher {model} on {dataset}: FP top-1 {top1:.2f}%")
         return self._teachers[key]
 
-    def prepare(self, cells: list[Cell]) -> None:
+    def _load(self, dataset: str, model: str, settings: dict[str, Any]):
+        # the split first: missing data is reported before any download of weights
+        split = self.split(dataset, self.eval_split, settings)
+        info = self.registry.model(model).info
+        return split, load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
+
+    def prepare(self, cells: list[Cell], evaluate: bool = True) -> None:
         """Load every teacher the cells need (weights, validation split, FP accuracy) up
         front, so that missing data or weights stop a run with one clear error before any
-        cell runs. Any other failure is left to the cells, which record it as theirs."""
-        for cell in cells:
+        cell runs. Any other failure is left to the cells, which record it as theirs.
+
+        ``evaluate=False`` (before cluster jobs): only check the data and put the weights in
+        the cache (trained or downloaded once, here, so every job loads the same ones); the
+        jobs measure the FP accuracy on their own devices."""
+        rows = {(c.dataset, c.model, _frozen(c.data)): c for c in cells}
+        for cell in rows.values():
             try:
-                self.teacher(cell.dataset, cell.model, cell.data)
+                if evaluate:
+                    self.teacher(cell.dataset, cell.model, cell.data)
+                else:
+                    self._load(cell.dataset, cell.model, cell.data)
             except DfqError:
                 raise
             except Exception:  # noqa: BLE001 - each cell of this row records the error

@@ -1,10 +1,12 @@
 """The Slurm executor (submitit): one job per (dataset, model, seed, method) group of pending
 cells, submitted as one job array (what a job does: :mod:`dfqbench.jobs`).
 
-A job resolves ``--device`` on its node (``auto``: the GPU Slurm gave it), loads its
-teachers (digits teachers not cached yet are trained by the first jobs that need them; the
-cache is written atomically) and appends its records to the shared results folder. The
-command waits for the jobs, polling Slurm; Ctrl-C cancels the jobs that have not finished.
+Before submitting, this process checks the data and puts every teacher's weights in the
+cache (trained or downloaded once, so all jobs load the same ones). A job resolves
+``--device`` on its node (``auto``/``cuda`` ask Slurm for one GPU unless a GPU option says
+otherwise), measures its teachers' FP accuracy, runs its cells and appends their records to
+the shared results folder; a job Slurm requeues (preemption) keeps what its first attempt
+recorded. The command waits, polling Slurm; Ctrl-C cancels the jobs that have not finished.
 Job logs go to ``<results>/<suite>/slurm/<job id>/``.
 """
 
@@ -18,9 +20,13 @@ from dfqbench.jobs import count_unit, parse_options, require, run_unit, salvage
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
+from dfqbench.session import Session
 
 #: how often the parent asks Slurm whether jobs have finished (seconds)
 POLL_S = 10.0
+#: options that would run one job's cells in several processes at once (duplicate records)
+ONE_PROCESS = {"nodes", "tasks_per_node", "slurm_nodes", "slurm_ntasks_per_node"}
+GPU_OPTIONS = {"gpus_per_node", "slurm_gpus_per_node", "slurm_gpus_per_task", "slurm_gres", "slurm_num_gpus"}
 
 
 def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
@@ -30,11 +36,24 @@ def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
     from submitit.slurm.slurm import SlurmExecutor
 
     valid = submitit.AutoExecutor._valid_parameters() | {f"slurm_{p}" for p in SlurmExecutor._valid_parameters()}
-    return parse_options(items, valid, "slurm", "slurm_partition=gpu")
+    options = parse_options(items, valid, "slurm", "slurm_partition=gpu")
+    for key in ONE_PROCESS & options.keys():
+        if options[key] != 1:
+            raise DfqError(f"--executor-option {key}={options[key]}: a dfqbench job is one process on one node; valid choices: 1")
+    return options
+
+
+def with_gpu_default(options: dict[str, object], device: str) -> dict[str, object]:
+    """``--device auto|cuda`` asks Slurm for one GPU per job unless a GPU option says otherwise
+    (``gpus_per_node=0`` for a CPU-only partition)."""
+    if device == "cpu" or GPU_OPTIONS & options.keys():
+        return options
+    return {"gpus_per_node": 1, **options}
 
 
 def run_slurm(
     cells: list[Cell],
+    session: Session,
     store: RecordStore,
     resume: bool,
     display: Display,
@@ -51,11 +70,15 @@ def run_slurm(
     display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run as {len(units)} {cluster} jobs (logs: {folder})")
     if not units:
         return outcome
+    session.prepare(todo, evaluate=False)  # missing data stops us here; weights cached once, for every job
     earlier = len(store.read())  # records appended from here on are this run's
     try:
         executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
-        executor.update_parameters(name="dfqbench", **parameters)
-        jobs = executor.map_array(run_unit, [spec] * len(units), units)
+        try:
+            executor.update_parameters(**{"name": "dfqbench", **with_gpu_default(parameters, spec.device)})
+        except (AssertionError, TypeError, ValueError) as exc:  # submitit checks the values' types with assert
+            raise DfqError(f"bad --executor-option value for slurm: {type(exc).__name__}: {exc}") from None
+        jobs = executor.map_array(run_unit, [spec] * len(units), units, [earlier] * len(units))
     except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
         raise DfqError(f"could not submit the jobs to {cluster}: {type(exc).__name__}: {exc}") from None
     unit_of = {job.job_id: unit for job, unit in zip(jobs, units, strict=True)}

@@ -32,6 +32,9 @@ def test_cli_tasks_give_the_records_of_one_process(cli, tmp_path):
     again = cli("run", "--methods", "noise,zeroq", "--models", "resnet20-digits", "--bits", "3,4", "--budget", "smoke",
                 "--executor", "ray", "--results", str(tmp_path))  # fmt: skip
     assert again.code == 0 and "4 already done, 0 to run" in again.err  # resumed without starting Ray
+    on_gpu = cli("run", "--methods", "noise,zeroq", "--models", "resnet20-digits", "--bits", "3,4", "--budget", "smoke",
+                 "--executor", "ray", "--device", "cuda", "--results", str(tmp_path))  # fmt: skip
+    assert on_gpu.code == 0 and "0 to run" in on_gpu.err  # nothing to run needs no GPU
 
 
 def test_a_task_that_dies_loses_only_its_cells(tmp_path):
@@ -40,7 +43,8 @@ def test_a_task_that_dies_loses_only_its_cells(tmp_path):
     store = RecordStore(tmp_path / "records.jsonl")
     spec = WorkerSpec("cuda:99", 1, store.path, tmp_path / "cache")  # no node has a 100th GPU: no session
     shown = io.StringIO()
-    outcome = run_ray(smoke_cells(), store, True, Display(Console(file=shown, width=500)), spec, {"num_gpus": 0})
+    session = Session(load_registry(), torch.device("cpu"))
+    outcome = run_ray(smoke_cells(), session, store, True, Display(Console(file=shown, width=500)), spec, {"num_gpus": 0})
     assert outcome.lost == 4 and not outcome.statuses and store.read() == []
     lines = [line for line in shown.getvalue().splitlines() if "2 of its 2 cells without a record" in line]
     assert len(lines) == 2 and all("device 'cuda:99' is not available here" in line for line in lines)

@@ -28,14 +28,14 @@ def test_jobs_give_the_records_of_one_process(tmp_path, monkeypatch):
     store = RecordStore(tmp_path / "jobs" / "records.jsonl")
     cache = tmp_path / "cache"
     spec = WorkerSpec("auto", 1, store.path, cache)
-    outcome = slurm.run_slurm(cells, store, True, Display(None), spec, {"timeout_min": 5}, cluster="local")
+    session = Session(load_registry(), torch.device("cpu"))
+    outcome = slurm.run_slurm(cells, session, store, True, Display(None), spec, {"timeout_min": 5}, cluster="local")
     assert outcome.statuses == {"ok": 4} and outcome.lost == 0
     by_jobs = {r["key"]: (r["status"], r["top1"], r["metrics"]) for r in store.read()}
     assert len(list((store.path.parent / "slurm").glob("*/*_log.out"))) == 2  # one job per method: zeroq distils once
-    session = Session(load_registry(), torch.device("cpu"))
     alone = {c.key: (r["status"], r["top1"], r["metrics"]) for c in cells for r in [session.run(c)]}
     assert by_jobs == alone
-    again = slurm.run_slurm(cells, store, True, Display(None), spec, {}, cluster="local")
+    again = slurm.run_slurm(cells, session, store, True, Display(None), spec, {}, cluster="local")
     assert again.skipped == 4 and not again.statuses  # resumed: nothing submitted
 
 
@@ -46,7 +46,8 @@ def test_a_job_that_dies_loses_only_its_cells(tmp_path, monkeypatch):
     store = RecordStore(tmp_path / "records.jsonl")
     spec = WorkerSpec("cuda:99", 1, store.path, tmp_path / "cache")  # no node has a 100th GPU: no session
     shown = io.StringIO()
-    outcome = slurm.run_slurm(smoke_cells(), store, True, Display(Console(file=shown, width=500)), spec, {}, cluster="local")
+    session = Session(load_registry(), torch.device("cpu"))
+    outcome = slurm.run_slurm(smoke_cells(), session, store, True, Display(Console(file=shown, width=500)), spec, {}, cluster="local")
     assert outcome.lost == 4 and not outcome.statuses and store.read() == []
     lines = [line for line in shown.getvalue().splitlines() if "2 of its 2 cells without a record" in line]
     assert len(lines) == 2 and all("DfqError: device 'cuda:99' is not available here" in line for line in lines)
@@ -61,6 +62,44 @@ def test_slurm_parameters_are_checked_before_anything_runs():
         parse_parameters(("partition=gpu",))
     with pytest.raises(DfqError, match="valid form: KEY=VALUE"):
         parse_parameters(("timeout_min",))
+    with pytest.raises(DfqError, match="nodes=2: a dfqbench job is one process on one node; valid choices: 1"):
+        parse_parameters(("nodes=2",))  # every task would run the same cells: duplicate records
+
+
+def test_auto_and_cuda_jobs_ask_for_a_gpu_unless_told_otherwise():
+    from dfqbench.slurm import with_gpu_default
+
+    assert with_gpu_default({}, "auto") == {"gpus_per_node": 1} == with_gpu_default({}, "cuda")
+    assert with_gpu_default({}, "cpu") == {}
+    assert with_gpu_default({"gpus_per_node": 0}, "auto") == {"gpus_per_node": 0}
+    assert with_gpu_default({"slurm_gres": "gpu:a100:1"}, "cuda") == {"slurm_gres": "gpu:a100:1"}
+
+
+def test_a_bad_parameter_value_is_one_error_before_submission(tmp_path):
+    from dfqbench.slurm import run_slurm
+
+    store = RecordStore(tmp_path / "records.jsonl")
+    session = Session(load_registry(), torch.device("cpu"))
+    with pytest.raises(DfqError, match="bad --executor-option value for slurm"):
+        run_slurm(smoke_cells(), session, store, True, Display(None), WorkerSpec("cpu", 1, store.path, tmp_path), {"timeout_min": "1:00"}, cluster="local")
+    assert not (tmp_path / "slurm").exists() or not any((tmp_path / "slurm").iterdir())
+
+
+def test_a_requeued_job_keeps_what_its_first_attempt_recorded(tmp_path, monkeypatch):
+    from dfqbench.jobs import run_unit
+
+    cells = smoke_cells()[:2]
+    store = RecordStore(tmp_path / "records.jsonl")
+    first = Session(load_registry(), torch.device("cpu")).run(cells[0])
+    store.append({**first, "top1": 1.0})  # an earlier run's record (--no-resume): not this run's
+    earlier = len(store.read())
+    store.append(first)  # what the first attempt of this run's job wrote before it was preempted
+    ran = []
+    original = Session.run
+    monkeypatch.setattr(Session, "run", lambda self, cell: ran.append(cell.key) or original(self, cell))
+    records = run_unit(WorkerSpec("cpu", 1, store.path, tmp_path / "cache"), cells, earlier)
+    assert ran == [cells[1].key] and records[0] == first
+    assert [r["key"] for r in store.read()] == [cells[0].key, cells[0].key, cells[1].key]
 
 
 def test_cli_errors_are_one_line(cli, tmp_path):
