@@ -20,7 +20,7 @@ import torch
 
 from dfqbench.errors import DfqError
 from dfqbench.plan import Cell
-from dfqbench.progress import Display
+from dfqbench.progress import Bar, Display
 from dfqbench.records import RecordStore
 from dfqbench.registry import load_registry
 from dfqbench.seeding import make_deterministic, resolve_device
@@ -38,6 +38,12 @@ class Outcome:
     def count(self, record: dict, display: Display) -> None:
         self.statuses[record["status"]] = self.statuses.get(record["status"], 0) + 1
         display.print(_summary_line(record))
+
+    def count_all(self, records: list[dict], display: Display, overall: Bar) -> None:
+        """The records a worker or job sent back, each one step of the overall bar."""
+        for record in records:
+            self.count(record, display)
+            overall.advance()
 
 
 def _pending(cells: list[Cell], store: RecordStore, resume: bool) -> tuple[list[Cell], Outcome]:
@@ -97,9 +103,7 @@ def run_parallel(
             pool = context.Pool(jobs, _start_worker, (spec, devices))
             try:
                 for records in pool.imap_unordered(_run_group, work_units(todo, jobs)):
-                    for record in records:
-                        outcome.count(record, display)
-                        overall.advance()
+                    outcome.count_all(records, display, overall)
             finally:
                 pool.terminate()
                 pool.join()
@@ -124,7 +128,7 @@ _WORKER: tuple[Session, RecordStore] | Exception | None = None
 
 
 def worker_session(spec: WorkerSpec, device: str) -> tuple[Session, RecordStore]:
-    """A session of its own for a worker process or a Slurm job, on ``device``."""
+    """A session of its own for a worker process, a Slurm job or a Ray task, on ``device``."""
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
     torch_device = resolve_device(device)

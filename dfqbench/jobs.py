@@ -53,12 +53,6 @@ def run_unit(spec: WorkerSpec, cells: list[Cell], earlier: int) -> list[dict]:
     return run_cells(session, store, cells, recorded)
 
 
-def count_unit(records: list[dict], outcome: Outcome, display: Display, overall: Bar) -> None:
-    for record in records:
-        outcome.count(record, display)
-        overall.advance()
-
-
 def salvage(
     unit: list[Cell], exc: BaseException, store: RecordStore, earlier: int, outcome: Outcome, display: Display, overall: Bar, job: str
 ) -> list[dict]:

@@ -18,7 +18,7 @@ import os
 
 from dfqbench.errors import DfqError
 from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
-from dfqbench.jobs import count_unit, parse_options, require, run_unit, salvage
+from dfqbench.jobs import parse_options, require, run_unit, salvage
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
@@ -69,7 +69,7 @@ def run_ray(
                         records = ray.get(ref)
                     except ray.exceptions.RayError as exc:
                         records = salvage(unit_of[ref], exc, store, earlier, outcome, display, overall, f"Ray task {ref.task_id().hex()[:12]}")
-                    count_unit(records, outcome, display, overall)
+                    outcome.count_all(records, display, overall)
             finally:
                 for ref in pending:
                     ray.cancel(ref, force=True)

@@ -16,7 +16,7 @@ import subprocess
 
 from dfqbench.errors import DfqError
 from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
-from dfqbench.jobs import count_unit, parse_options, require, run_unit, salvage
+from dfqbench.jobs import parse_options, require, run_unit, salvage
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
@@ -90,7 +90,7 @@ def run_slurm(
                     records = job.result()
                 except Exception as exc:  # noqa: BLE001 - a lost job is reported, the others go on
                     records = salvage(unit, exc, store, earlier, outcome, display, overall, f"job {job.job_id} (log: {folder / str(job.job_id)})")
-                count_unit(records, outcome, display, overall)
+                outcome.count_all(records, display, overall)
         finally:
             for job in jobs:
                 if not job.done():
