@@ -74,6 +74,20 @@ def test_minmax_range_keeps_the_extremes():
     assert (act.x_min.item(), act.x_max.item()) == (-3.0, 5.0)
 
 
+@pytest.mark.parametrize(("act_range", "first_range"), [("minmax", (1.5, 2.0)), ("minmax-from-zero", (0.0, 2.0))])
+def test_minmax_first_batch_initialises_or_joins_zero(act_range, first_range):
+    # PSAQ-ViT initialises its range from the first batch; ZeroQ's and ZAQ's buffers start at 0
+    act = QuantAct(4, act_range)
+    act.calibrating = True
+    act(torch.tensor([1.5, 2.0]))
+    assert (act.x_min.item(), act.x_max.item()) == first_range
+    act(torch.tensor([1.0, 3.0]))
+    assert (act.x_min.item(), act.x_max.item()) == (min(first_range[0], 1.0), 3.0)
+    act.reset()
+    act(torch.tensor([2.5, 4.0]))
+    assert (act.x_min.item(), act.x_max.item()) == ((2.5, 4.0) if act_range == "minmax" else (0.0, 4.0))
+
+
 def test_calibrate_then_freeze_ignores_train_eval_mode():
     act = QuantAct(3)
     with pytest.raises(RuntimeError, match="before its range was calibrated"):

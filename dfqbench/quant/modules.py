@@ -106,8 +106,9 @@ class QuantAct(nn.Module):
     """Per-tensor asymmetric activation quantizer with a calibrated, then frozen, range.
 
     While :attr:`calibrating` is True every forward updates the range from the batch
-    min/max (``ema``: bias-corrected moving average; ``minmax``: cumulative extremes), in
-    train or eval mode alike, as the reference codes do. Afterwards the range is frozen.
+    min/max (``ema``: bias-corrected moving average; ``minmax``: cumulative extremes, the first
+    batch initialises them; ``minmax-from-zero``: cumulative extremes of buffers that start at
+    0, so the range always holds 0), in train or eval mode alike, as the reference codes do. Afterwards the range is frozen.
     ``codes`` picks the grid bookkeeping (see :data:`ACT_QUANTIZERS`).
     """
 
@@ -133,10 +134,11 @@ class QuantAct(nn.Module):
     def observe(self, x: torch.Tensor) -> None:
         batch_min, batch_max = x.detach().min().float(), x.detach().max().float()
         t = int(self.num_updates) + 1
-        if t == 1:
-            new_min, new_max = batch_min, batch_max
-        elif self.act_range == "minmax":
+        # ZeroQ's and ZAQ's buffers start at 0 and take part in the first update too
+        if self.act_range == "minmax-from-zero" or (self.act_range == "minmax" and t > 1):
             new_min, new_max = torch.minimum(self.x_min, batch_min), torch.maximum(self.x_max, batch_max)
+        elif t == 1:
+            new_min, new_max = batch_min, batch_max
         else:
             # Adam-style bias correction written on the corrected value c:
             # c_t = [β(1 − β^(t−1))·c_(t−1) + (1 − β)·b_t] / (1 − β^t); c_1 = b_1.
@@ -159,6 +161,8 @@ class QuantAct(nn.Module):
 
     def reset(self) -> None:
         """Forget the calibrated range (the next calibration starts afresh)."""
+        self.x_min.zero_()
+        self.x_max.zero_()
         self.num_updates.zero_()
 
     def extra_repr(self) -> str:

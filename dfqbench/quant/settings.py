@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from dfqbench.errors import DfqError, unknown
 
 WEIGHT_SCHEMES = ("asym-minmax-channel", "sym-minmax-channel")
-ACT_RANGES = ("ema", "minmax")
+ACT_RANGES = ("ema", "minmax", "minmax-from-zero")
 ACT_SITES = ("after-relu", "psaqvit")
 CALIBRATE_MODES = ("quantized", "fp")
 
@@ -48,8 +48,9 @@ CALIBRATE_MODES = ("quantized", "fp")
 class QuantSettings:
     name: str = "gdfq"
     weight: str = "asym-minmax-channel"
-    #: activation range estimator: ``ema`` (bias-corrected, ``act_momentum``) or ``minmax``
-    #: (cumulative min/max, as ZeroQ and ZAQ; for post-ReLU sites it includes 0).
+    #: activation range estimator: ``ema`` (bias-corrected, ``act_momentum``), ``minmax``
+    #: (cumulative min/max from the first batch, as PSAQ-ViT) or ``minmax-from-zero``
+    #: (cumulative min/max of buffers initialised to 0, as ZeroQ and ZAQ: the range holds 0).
     act_range: str = "ema"
     act_momentum: float = 0.9
     act_sites: str = "after-relu"
@@ -88,8 +89,8 @@ class QuantSettings:
 #: Named conventions. ``gdfq`` is the default for CNNs, ``psaqvit`` for ViTs.
 PRESETS: dict[str, QuantSettings] = {
     "gdfq": QuantSettings(),
-    # ZeroQ's and ZAQ's own estimator: cumulative min/max instead of the EMA.
-    "zeroq": QuantSettings(name="zeroq", act_range="minmax"),
+    # ZeroQ's and ZAQ's own estimator: cumulative min/max from 0 instead of the EMA.
+    "zeroq": QuantSettings(name="zeroq", act_range="minmax-from-zero"),
     "psaqvit": QuantSettings(
         name="psaqvit",
         weight="sym-minmax-channel",
