@@ -7,12 +7,16 @@ cache (trained or downloaded once, so all jobs load the same ones). A job resolv
 otherwise), measures its teachers' FP accuracy, runs its cells and appends their records to
 the shared results folder; a job Slurm requeues (preemption) keeps what its first attempt
 recorded. The command waits, polling Slurm; Ctrl-C cancels the jobs that have not finished.
+Each run names its jobs uniquely (``dfqbench-<token>``, or ``<name>-<token>`` given
+``--executor-option name=…``), so one ``scancel --name`` cancels the whole array, also when
+Ctrl-C comes while ``sbatch`` is still submitting it.
 Job logs go to ``<results>/<suite>/slurm/<job id>/``.
 """
 
 from __future__ import annotations
 
 import subprocess
+import uuid
 
 from dfqbench.errors import DfqError
 from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
@@ -51,6 +55,22 @@ def with_gpu_default(options: dict[str, object], device: str) -> dict[str, objec
     return {"gpus_per_node": 1, **options}
 
 
+def cancel_unfinished(jobs: list, cluster: str, name: str) -> None:
+    """Cancel the run's jobs that have not finished. On Slurm by name: one call for the whole
+    array, and it reaches an array whose submission was interrupted before we got its id."""
+    if jobs and all(job.done() for job in jobs):
+        return
+    if cluster == "slurm":
+        try:
+            subprocess.call(["scancel", "--name", name])
+        except OSError:  # no scancel: nothing can have been submitted
+            pass
+        return
+    for job in jobs:
+        if not job.done():
+            job.cancel(check=False)
+
+
 def run_slurm(
     cells: list[Cell],
     session: Session,
@@ -72,18 +92,21 @@ def run_slurm(
         return outcome
     session.prepare(todo, evaluate=False)  # missing data stops us here; weights cached once, for every job
     earlier = len(store.read())  # records appended from here on are this run's
+    options = dict(with_gpu_default(parameters, spec.device))
+    name = f"{options.pop('name', 'dfqbench')}-{uuid.uuid4().hex[:8]}"
+    jobs: list = []
     try:
-        executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
         try:
-            executor.update_parameters(**{"name": "dfqbench", **with_gpu_default(parameters, spec.device)})
-        except (AssertionError, TypeError, ValueError) as exc:  # submitit checks the values' types with assert
-            raise DfqError(f"bad --executor-option value for slurm: {type(exc).__name__}: {exc}") from None
-        jobs = executor.map_array(run_unit, [spec] * len(units), units, [earlier] * len(units))
-    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
-        raise DfqError(f"could not submit the jobs to {cluster}: {type(exc).__name__}: {exc}") from None
-    unit_of = {job.job_id: unit for job, unit in zip(jobs, units, strict=True)}
-    with display, display.bar("cells", len(todo), transient=False) as overall:
-        try:
+            executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+            try:
+                executor.update_parameters(name=name, **options)
+            except (AssertionError, TypeError, ValueError) as exc:  # submitit checks the values' types with assert
+                raise DfqError(f"bad --executor-option value for slurm: {type(exc).__name__}: {exc}") from None
+            jobs = executor.map_array(run_unit, [spec] * len(units), units, [earlier] * len(units))
+        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+            raise DfqError(f"could not submit the jobs to {cluster}: {type(exc).__name__}: {exc}") from None
+        unit_of = {job.job_id: unit for job, unit in zip(jobs, units, strict=True)}
+        with display, display.bar("cells", len(todo), transient=False) as overall:
             for job in submitit.helpers.as_completed(jobs, poll_frequency=POLL_S):
                 unit = unit_of[job.job_id]
                 try:
@@ -91,8 +114,6 @@ def run_slurm(
                 except Exception as exc:  # noqa: BLE001 - a lost job is reported, the others go on
                     records = salvage(unit, exc, store, earlier, outcome, display, overall, f"job {job.job_id} (log: {folder / str(job.job_id)})")
                 outcome.count_all(records, display, overall)
-        finally:
-            for job in jobs:
-                if not job.done():
-                    job.cancel(check=False)
+    finally:
+        cancel_unfinished(jobs, cluster, name)
     return outcome

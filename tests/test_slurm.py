@@ -2,6 +2,7 @@
 process of its own, as on Slurm), a job that dies, and the command line's errors."""
 
 import io
+import os
 
 import pytest
 import torch
@@ -135,3 +136,61 @@ def test_cli_runs_the_jobs_and_exits_1_when_cells_are_lost(cli, tmp_path, monkey
     res = cli(*args, "--device", "cuda", "--results", str(tmp_path / "lost"))
     assert res.code == 1
     assert "2 cells have no record (their jobs died); run the same command again to retry them" in res.err
+
+
+def test_ctrl_c_cancels_the_jobs_that_have_not_finished(tmp_path, monkeypatch):
+    import submitit
+
+    import dfqbench.slurm as slurm
+
+    submitted = []
+    map_array = submitit.AutoExecutor.map_array
+
+    def keep(self, *args):
+        submitted.extend(map_array(self, *args))
+        return submitted
+
+    def interrupt(jobs, poll_frequency):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", keep)
+    monkeypatch.setattr(submitit.helpers, "as_completed", interrupt)
+    store = RecordStore(tmp_path / "digits" / "records.jsonl")
+    spec = WorkerSpec("cpu", 1, store.path, tmp_path / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        slurm.run_slurm(smoke_cells(), Session(load_registry(), torch.device("cpu"), tmp_path / "cache"), store, True, Display(None), spec, {}, cluster="local")
+    assert len(submitted) == 2
+    for job in submitted:
+        job._process.wait(timeout=120)
+    assert "FINISHED" not in {job.state for job in submitted}
+    assert store.read() == []
+
+
+def test_on_slurm_one_scancel_by_name_reaches_the_whole_run(tmp_path, monkeypatch):
+    from dfqbench.slurm import cancel_unfinished
+
+    log = tmp_path / "scancel.log"
+    fake = tmp_path / "bin" / "scancel"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+
+    class Job:
+        def __init__(self, done):
+            self._done, self.cancelled = done, False
+
+        def done(self):
+            return self._done
+
+        def cancel(self, check):
+            self.cancelled = True
+
+    cancel_unfinished([], "slurm", "dfqbench-1a2b3c4d")  # Ctrl-C while sbatch was submitting: no handles yet
+    cancel_unfinished([Job(True), Job(False)], "slurm", "dfqbench-5e6f7a8b")
+    cancel_unfinished([Job(True), Job(True)], "slurm", "dfqbench-finished")  # nothing left to cancel
+    assert log.read_text().splitlines() == ["--name dfqbench-1a2b3c4d", "--name dfqbench-5e6f7a8b"]
+    jobs = [Job(True), Job(False)]
+    cancel_unfinished(jobs, "local", "dfqbench-local")
+    assert [job.cancelled for job in jobs] == [False, True]
