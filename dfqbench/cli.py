@@ -90,15 +90,16 @@ def cli() -> None:
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
               help="A job parameter: submitit's for slurm (timeout_min=2880, gpus_per_node=1, slurm_partition=gpu), "
               "ray.remote's for ray (num_gpus=1, num_cpus=4); repeatable.")
+@click.option("--dry-run", is_flag=True, help="Print the cells that would run (after --resume) and run nothing.")
 def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir, jobs,
-        executor, executor_options):
+        executor, executor_options, dry_run):
     """Run a benchmark matrix and write records and tables."""
     from rich.console import Console
 
     from dfqbench import overrides, tables
     from dfqbench.bits import parse_bits
-    from dfqbench.executor import WorkerSpec, run_local, run_parallel
-    from dfqbench.plan import make_plan
+    from dfqbench.executor import WorkerSpec, pending, run_local, run_parallel
+    from dfqbench.plan import describe_cells, make_plan
     from dfqbench.progress import Display
     from dfqbench.records import RecordStore
     from dfqbench.seeding import describe_device, make_deterministic, resolve_device
@@ -140,6 +141,12 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     _warn_problems(reg, lambda text: console.print(f"[yellow]{text}[/yellow]"))
     for why in plan.skipped:
         console.print(f"note: skipped {why}")
+    if dry_run:
+        todo, outcome = pending(plan.cells, store, resume)
+        console.print(f"{len(plan.cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run; dry run: nothing runs")
+        if todo:
+            click.echo(describe_cells(todo))
+        return
     make_deterministic(torch_device)
     display = Display(console)
     zoo = ZooEnv(cache_dir=cache_dir or default_cache_dir(), data_root=data_root, weights=local_weights, display=display, download=download)

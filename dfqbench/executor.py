@@ -46,14 +46,15 @@ class Outcome:
             overall.advance()
 
 
-def _pending(cells: list[Cell], store: RecordStore, resume: bool) -> tuple[list[Cell], Outcome]:
+def pending(cells: list[Cell], store: RecordStore, resume: bool) -> tuple[list[Cell], Outcome]:
+    """The cells still to run (with ``resume``, those without an ``ok`` record) and the tally so far."""
     done = store.ok_keys() if resume else set()
     todo = [cell for cell in cells if cell.key not in done]
     return todo, Outcome(planned=len(cells), skipped=len(cells) - len(todo))
 
 
 def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display) -> Outcome:
-    todo, outcome = _pending(cells, store, resume)
+    todo, outcome = pending(cells, store, resume)
     display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run")
     with display:
         session.prepare(todo)
@@ -90,7 +91,7 @@ def worker_devices(device: torch.device, jobs: int) -> list[str]:
 def run_parallel(
     cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display, jobs: int, spec: WorkerSpec
 ) -> Outcome:
-    todo, outcome = _pending(cells, store, resume)
+    todo, outcome = pending(cells, store, resume)
     display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run in {jobs} processes")
     context = multiprocessing.get_context("spawn")
     devices = context.Queue()

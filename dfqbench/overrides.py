@@ -25,6 +25,11 @@ def parse(assignments: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]
     return out
 
 
+def describe(changes: dict[str, Any]) -> str:
+    """``{"lr_s": 1e-05}`` → ``lr_s=1e-05``: how tables and plans name a variant."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+
+
 def apply(obj: Any, changes: dict[str, Any], what: str) -> Any:
     """A copy of the dataclass ``obj`` with ``changes``, type-checked against its fields."""
     if not changes:

@@ -62,6 +62,32 @@ class Cell:
         return dataclasses.asdict(self)
 
 
+def describe_cells(cells: list[Cell]) -> str:
+    """Cells as a markdown table, one row per (method variant, model, bits, budget, quantizer)
+    with its seeds: what ``dfqbench run --dry-run`` would run."""
+    import pandas as pd
+
+    def changed(name: str, target: str, cell: Cell) -> str:
+        changes = overrides.describe(cell.overrides.get(target, {}))
+        return f"{name} ({changes})" if changes else name
+
+    rows = [
+        {
+            "method": changed(cell.method, cell.method, cell),
+            "model": cell.model,
+            "bits": cell.bits,
+            "budget": cell.budget,
+            "quantizer": changed(cell.quantizer["name"], "quantizer", cell),
+            "data": overrides.describe(cell.overrides.get("data", {})),
+            "seeds": str(cell.seed),
+        }
+        for cell in cells
+    ]
+    keys = ["method", "model", "bits", "budget", "quantizer", "data"]
+    table = pd.DataFrame(rows).groupby(keys, sort=False)["seeds"].agg(",".join).reset_index()
+    return table.drop(columns=[] if table["data"].any() else ["data"]).to_markdown(index=False, disable_numparse=True)
+
+
 @dataclass
 class Plan:
     cells: list[Cell]

@@ -17,7 +17,7 @@ import logging
 import os
 
 from dfqbench.errors import DfqError
-from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
+from dfqbench.executor import Outcome, WorkerSpec, pending, work_units
 from dfqbench.jobs import parse_options, require, run_unit, salvage
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
@@ -37,7 +37,7 @@ def run_ray(
     cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display, spec: WorkerSpec, options: dict[str, object]
 ) -> Outcome:
     ray = require("ray", "ray")
-    todo, outcome = _pending(cells, store, resume)
+    todo, outcome = pending(cells, store, resume)
     units = work_units(todo, 1)
     if not units:
         display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, 0 to run")
@@ -60,18 +60,18 @@ def run_ray(
         display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run as {len(units)} Ray tasks on {cpus:.0f} CPUs, {gpus:.0f} GPUs")
         earlier = len(store.read())  # records appended from here on are this run's
         unit_of = {task.remote(spec, unit, earlier): unit for unit in units}
-        pending = list(unit_of)
+        waiting = list(unit_of)
         with display, display.bar("cells", len(todo), transient=False) as overall:
             try:
-                while pending:
-                    (ref,), pending = ray.wait(pending, num_returns=1)
+                while waiting:
+                    (ref,), waiting = ray.wait(waiting, num_returns=1)
                     try:
                         records = ray.get(ref)
                     except ray.exceptions.RayError as exc:
                         records = salvage(unit_of[ref], exc, store, earlier, outcome, display, overall, f"Ray task {ref.task_id().hex()[:12]}")
                     outcome.count_all(records, display, overall)
             finally:
-                for ref in pending:
+                for ref in waiting:
                     ray.cancel(ref, force=True)
         return outcome
     finally:

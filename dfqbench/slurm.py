@@ -19,7 +19,7 @@ import subprocess
 import uuid
 
 from dfqbench.errors import DfqError
-from dfqbench.executor import Outcome, WorkerSpec, _pending, work_units
+from dfqbench.executor import Outcome, WorkerSpec, pending, work_units
 from dfqbench.jobs import parse_options, require, run_unit, salvage
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
@@ -84,7 +84,7 @@ def run_slurm(
     """Run the pending cells as a job array on ``cluster`` (submitit's ``local`` runs the same
     jobs as local processes: the tests use it) and wait for them."""
     submitit = require("submitit", "slurm")
-    todo, outcome = _pending(cells, store, resume)
+    todo, outcome = pending(cells, store, resume)
     units = work_units(todo, 1)
     folder = store.path.parent / "slurm"
     display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run as {len(units)} {cluster} jobs (logs: {folder})")

@@ -22,13 +22,10 @@ from typing import Any
 import pandas as pd
 
 from dfqbench import published as pub
+from dfqbench.overrides import describe
 from dfqbench.records import latest
 
 KEYS = ["suite", "budget", "quantizer", "data", "dataset", "model", "w_bits", "a_bits", "method"]
-
-
-def _changes(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
 
 
 def setting(budget: str, quantizer: str, data: str) -> str:
@@ -42,14 +39,14 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     for r in latest(records):
         cell, labels = r["cell"], r.get("labels", {})
         overrides = cell.get("overrides", {})
-        variant = _changes(overrides.get(cell["method"], {}))
-        quantizer = _changes(overrides.get("quantizer", {}))
+        variant = describe(overrides.get(cell["method"], {}))
+        quantizer = describe(overrides.get("quantizer", {}))
         rows.append(
             {
                 "suite": cell["suite"],
                 "budget": cell["budget"],
                 "quantizer": cell["quantizer"].get("name", "?") + (f" ({quantizer})" if quantizer else ""),
-                "data": _changes(overrides.get("data", {})),
+                "data": describe(overrides.get("data", {})),
                 "dataset": cell["dataset"],
                 "dataset_label": labels.get("dataset", cell["dataset"]),
                 "model": cell["model"],

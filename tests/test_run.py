@@ -59,6 +59,26 @@ def test_second_run_does_no_work(cli, tmp_path):
     assert len(records(tmp_path)) == 4  # appended, never rewritten
 
 
+def test_dry_run_lists_what_would_run_and_runs_nothing(cli, tmp_path):
+    args = ("run", "--methods", "noise,gdfq", "--models", "resnet20-digits", "--bits", "3,4w8a", "--seeds", "0,1", "--budget", "smoke",
+            "--results", str(tmp_path))
+    assert cli(*args, "--seeds", "0", "--methods", "noise").code == 0  # the last --seeds/--methods win: noise, seed 0 done
+    before = (tmp_path / "digits" / "records.jsonl").read_text()
+    cache = tmp_path / "empty-cache"
+    dry = cli(*args, "--set", "gdfq.lr_s=0.001", "--dry-run", "--cache-dir", str(cache))
+    assert dry.code == 0, dry.err
+    assert "8 cells planned, 2 already done, 6 to run; dry run: nothing runs" in dry.err
+    rows = [line.split("|")[1:-1] for line in dry.out.splitlines()[2:]]
+    assert [[c.strip() for c in row] for row in rows] == [
+        ["gdfq (lr_s=0.001)", "resnet20-digits", "3w3a", "smoke", "gdfq", "0,1"],
+        ["gdfq (lr_s=0.001)", "resnet20-digits", "4w8a", "smoke", "gdfq", "0,1"],
+        ["noise", "resnet20-digits", "3w3a", "smoke", "gdfq", "1"],
+        ["noise", "resnet20-digits", "4w8a", "smoke", "gdfq", "1"],
+    ]
+    assert (tmp_path / "digits" / "records.jsonl").read_text() == before
+    assert not cache.exists()  # no teacher was trained or loaded
+
+
 def test_interrupted_run_keeps_completed_cells_and_resumes(cli, probes, tmp_path, monkeypatch):
     args = ("run", "--methods", "probe-interrupt", "--models", "resnet20-digits", "--bits", "3,4,5", "--results", str(tmp_path))
     monkeypatch.setenv("DFQBENCH_PROBE_INTERRUPT", "1")
