@@ -170,9 +170,9 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         interrupted = True
     records = store.read()
     if records:
-        csv_path, md_path, text = tables.write(records, store.path.parent, _published(reg, suite))
+        paths, text = tables.write(records, store.path.parent, _published(reg, suite))
         click.echo(text)
-        console.print(f"records: {store.path} · tables: {csv_path}, {md_path}")
+        console.print(f"records: {store.path} · tables: {', '.join(map(str, paths))}")
     if interrupted:
         console.print("interrupted: completed cells are kept; run the same command again to resume")
         sys.exit(130)
@@ -262,7 +262,7 @@ def table(results, suite, compare):
         if not records:
             raise DfqError(f"no records in {store.path}; valid suites here: {', '.join(available) or '(none)'}")
         published = _published(reg, name)
-        _, _, text = tables.write(records, store.path.parent, published)
+        _, text = tables.write(records, store.path.parent, published)
         click.echo(text)
         if compare is None:
             continue

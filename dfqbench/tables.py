@@ -1,4 +1,4 @@
-"""Records → tables: a tidy CSV and markdown in the layout of the papers' tables.
+"""Records → tables: a tidy CSV, and markdown and LaTeX in the layout of the papers' tables.
 
 Rows are dataset / model (FP top-1) / bit-width, one column per method, mean ± std over
 seeds, the best data-free method per row in bold. One table per (suite, budget,
@@ -16,6 +16,8 @@ published value entry by entry, including methods that have no dfqbench plugin.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +160,23 @@ def _entry(row: pd.Series) -> str:
     return f"{text} (pub {published}, {_signed(row['delta'], 1)})"
 
 
-def markdown(summary: pd.DataFrame) -> str:
-    parts = []
+@dataclass
+class PaperTable:
+    """One table of the papers' layout, before it is written as markdown or LaTeX."""
+
+    suite: str
+    setting: str
+    seeds: list[int]
+    versions: list[str]
+    header: list[str]
+    rows: list[list[str]]
+    #: (row, column) of the best data-free entry of each row
+    best: set[tuple[int, int]]
+    notes: list[str]
+
+
+def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
+    out = []
     for (suite, budget, quantizer, data), table in summary.groupby(TABLE, sort=False):
         # data-free methods by publication year (baselines first), references last
         order = table.assign(ref=~table["data_free"].astype(bool)).sort_values(["ref", "year", "method_label"], kind="stable")
@@ -168,54 +185,90 @@ def markdown(summary: pd.DataFrame) -> str:
         for m in methods:
             first = table[table["method"] == m].iloc[0]
             labels[m] = first["method_label"] + ("†" if not first["data_free"] else "")
-        lines = []
+        rows, best = [], set()
         for (_, _, w, a), row_group in table.groupby(["dataset", "model", "w_bits", "a_bits"], sort=False):
             first = row_group.iloc[0]
             by_method = {r["method"]: r for _, r in row_group.iterrows()}
             eligible = [r["top1_mean"] for r in by_method.values() if r["data_free"] and r["n_ok"] > 0]
-            best = max(eligible) if eligible else None
-            cells = []
-            for m in methods:
-                r = by_method.get(m)
-                if r is None:
-                    cells.append("–")
-                    continue
-                text = _entry(r)
-                if best is not None and r["data_free"] and r["n_ok"] > 0 and round(r["top1_mean"], 2) == round(best, 2):
-                    text = f"**{text}**"
-                cells.append(text)
+            top = max(eligible) if eligible else None
             fp = f"{first['fp_top1']:.2f}" if pd.notna(first["fp_top1"]) else "?"
             if pd.notna(first.get("pub_fp_top1")):
                 fp += f"; pub {first['pub_fp_top1']:.2f}"
-            lines.append([first["dataset_label"], f"{first['model_label']} ({fp})", f"{w}w{a}a", *cells])
-        header = ["Dataset", "Model (FP top-1)", "Bits", *(labels[m] for m in methods)]
-        frame_ = pd.DataFrame(lines, columns=header)
-        seeds = sorted({int(s) for ss in table["seeds"] for s in ss.split(",")})
-        versions = sorted({v for vs in table["versions"] for v in vs.split(",")})
+            cells = [first["dataset_label"], f"{first['model_label']} ({fp})", f"{w}w{a}a"]
+            for m in methods:
+                r = by_method.get(m)
+                if r is not None and top is not None and r["data_free"] and r["n_ok"] > 0 and round(r["top1_mean"], 2) == round(top, 2):
+                    best.add((len(rows), len(cells)))
+                cells.append("–" if r is None else _entry(r))
+            rows.append(cells)
+        notes = ["Top-1 (%) on the validation split of the final model (no selection on it); mean ± std over seeds."]
+        if any("†" in v for v in labels.values()):
+            notes.append("† not data-free: a reference calibrated on real training images, never bold.")
+        out.append(
+            PaperTable(
+                suite=suite,
+                setting=setting(budget, quantizer, data),
+                seeds=sorted({int(s) for ss in table["seeds"] for s in ss.split(",")}),
+                versions=sorted({v for vs in table["versions"] for v in vs.split(",")}),
+                header=["Dataset", "Model (FP top-1)", "Bits", *(labels[m] for m in methods)],
+                rows=rows,
+                best=best,
+                notes=notes + _published_notes(table, budget),
+            )
+        )
+    return out
+
+
+def markdown(summary: pd.DataFrame) -> str:
+    parts = []
+    for t in paper_tables(summary):
+        rows = [[f"**{text}**" if (i, j) in t.best else text for j, text in enumerate(row)] for i, row in enumerate(t.rows)]
         parts.append(
-            f"### Suite `{suite}` · {setting(budget, quantizer, data)} · seeds "
-            f"{', '.join(map(str, seeds))} · dfqbench {', '.join(versions)}\n\n"
-            + frame_.to_markdown(index=False, disable_numparse=True)
-            + "\n\nTop-1 (%) on the validation split of the final model (no selection on it); mean ± std over seeds."
-            + ("\n† not data-free: a reference calibrated on real training images, never bold." if any("†" in v for v in labels.values()) else "")
-            + _published_note(table, budget)
+            f"### Suite `{t.suite}` · {t.setting} · seeds {', '.join(map(str, t.seeds))} · dfqbench {', '.join(t.versions)}\n\n"
+            + pd.DataFrame(rows, columns=t.header).to_markdown(index=False, disable_numparse=True)
+            + "\n\n"
+            + "\n".join(t.notes)
         )
     return "\n\n".join(parts) + "\n"
 
 
-def _published_note(table: pd.DataFrame, budget: str) -> str:
+#: what LaTeX cannot take as it is, character by character
+_TEX = {
+    **{c: "\\" + c for c in "&%$#_{}"},
+    "\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "†": r"$^\dagger$",
+    "‡": r"$^\ddagger$", MINUS: "$-$", "–": "--", "·": r"$\cdot$",
+}  # fmt: skip
+
+
+def _tex(text: str) -> str:
+    return re.sub(r"`([^`]*)`", r"\\texttt{\1}", "".join(_TEX.get(c, c) for c in text))
+
+
+def latex(summary: pd.DataFrame) -> str:
+    """The same tables as :func:`markdown`, as LaTeX ``table`` floats (booktabs rules), ready
+    to paste into a paper: the best data-free entry of each row in bold."""
+    parts = []
+    for t in paper_tables(summary):
+        rows = [[rf"\textbf{{{_tex(text)}}}" if (i, j) in t.best else _tex(text) for j, text in enumerate(row)] for i, row in enumerate(t.rows)]
+        caption = f"Suite `{t.suite}` · {t.setting} · seeds {', '.join(map(str, t.seeds))} · dfqbench {', '.join(t.versions)}. " + " ".join(t.notes)
+        frame_ = pd.DataFrame(rows, columns=[_tex(h) for h in t.header])
+        parts.append(frame_.to_latex(index=False, escape=False, column_format="lll" + "c" * (len(t.header) - 3), caption=_tex(caption)))
+    return "\n".join(parts)
+
+
+def _published_notes(table: pd.DataFrame, budget: str) -> list[str]:
     if "pub_top1" not in table or table["pub_top1"].isna().all():
-        return ""
+        return []
     sources = ", ".join(sorted(table["pub_source"].dropna().unique()))
-    note = (
-        f"\n(pub P, ±D): the published top-1 ({sources}) and ours − published; FP \"pub\" is the published teacher."
+    notes = [
+        f"(pub P, ±D): the published top-1 ({sources}) and ours − published; FP \"pub\" is the published teacher."
         " Published numbers follow each paper's own protocol (several report the best epoch on the test set)."
-    )
+    ]
     if table["pub_rerun"].fillna(False).astype(bool).any():
-        note += f"\n{RERUN} re-run by the citing paper's authors with the original code (marked † there)."
+        notes.append(f"{RERUN} re-run by the citing paper's authors with the original code (marked † there).")
     if budget != "paper":
-        note += f"\nBudget `{budget}` is not the papers' schedule: these differences are not a reproduction check."
-    return note
+        notes.append(f"Budget `{budget}` is not the papers' schedule: these differences are not a reproduction check.")
+    return notes
 
 
 def compare(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
@@ -289,14 +342,16 @@ COMPARE_COLUMNS = KEYS + ["label", "ours", "top1_mean", "top1_std", "n_ok", "fp_
                           "pub_fp_top1", "pub_rerun", "pub_source", "delta"]
 
 
-def write(records: list[dict[str, Any]], out_dir: Path, published: pd.DataFrame | None = None) -> tuple[Path, Path, str]:
-    """Regenerate ``table.csv`` and ``table.md`` in ``out_dir`` from ``records``."""
+def write(records: list[dict[str, Any]], out_dir: Path, published: pd.DataFrame | None = None) -> tuple[list[Path], str]:
+    """Regenerate ``table.csv``, ``table.md`` and ``table.tex`` in ``out_dir`` from ``records``;
+    returns their paths and the markdown."""
     summary = with_published(summarize(frame(records)), pub.load(()) if published is None else published)
-    csv_path, md_path = out_dir / "table.csv", out_dir / "table.md"
-    summary[SUMMARY_COLUMNS].to_csv(csv_path, index=False, float_format="%.4f")
+    paths = [out_dir / "table.csv", out_dir / "table.md", out_dir / "table.tex"]
+    summary[SUMMARY_COLUMNS].to_csv(paths[0], index=False, float_format="%.4f")
     text = markdown(summary)
-    md_path.write_text(text)
-    return csv_path, md_path, text
+    paths[1].write_text(text)
+    paths[2].write_text(latex(summary))
+    return paths, text
 
 
 def write_compare(records: list[dict[str, Any]], out_dir: Path, published: pd.DataFrame) -> tuple[Path, Path, str]:

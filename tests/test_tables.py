@@ -52,6 +52,24 @@ def test_markdown_layout_bold_failures_and_reference_marker():
     assert "† not data-free" in text
 
 
+def test_latex_is_the_same_table_escaped_with_the_best_in_bold(tmp_path):
+    latex = tables.latex(tables.summarize(tables.frame(RECORDS)))
+    lines = latex.splitlines()
+    assert lines[0] == r"\begin{table}" and lines[-1] == r"\end{table}"
+    assert lines[1].startswith(r"\caption{Suite \texttt{digits} $\cdot$ budget \texttt{default} $\cdot$ quantizer \texttt{gdfq}")
+    assert r"Top-1 (\%) on the validation split" in lines[1] and r"$^\dagger$ not data-free" in lines[1]
+    assert lines[2] == r"\begin{tabular}{lllccccc}"
+    assert lines[4] == r"Dataset & Model (FP top-1) & Bits & Noise & GDFQ & QIMERA & ZEROQ & Real-calib$^\dagger$ \\"
+    assert lines[6] == (r"Digits & ResNet-20 (98.50) & 4w4a & 70.00 & \textbf{92.00 $\pm$ 2.00} & failed & 80.00 (1/2 ok; diverged) & 99.00 \\")
+    paths, _ = tables.write(RECORDS, tmp_path)
+    assert [p.name for p in paths] == ["table.csv", "table.md", "table.tex"] and paths[2].read_text() == latex
+
+
+def test_latex_escapes_what_tex_cannot_take():
+    assert tables._tex("a_b 50% #1 & {x} $ ~ ^ \\ − – ± † `q_s`") == (
+        r"a\_b 50\% \#1 \& \{x\} \$ \textasciitilde{} \textasciicircum{} \textbackslash{} $-$ -- $\pm$ $^\dagger$ \texttt{q\_s}")
+
+
 def test_bit_settings_ascend_within_a_model_whatever_order_they_ran_in():
     def bits(text):
         return [[c.strip() for c in l.strip("|").split("|")][2] for l in text.splitlines() if l.startswith("| Digits")]
