@@ -88,6 +88,18 @@ def test_minmax_first_batch_initialises_or_joins_zero(act_range, first_range):
     assert (act.x_min.item(), act.x_max.item()) == ((2.5, 4.0) if act_range == "minmax" else (0.0, 4.0))
 
 
+@pytest.mark.parametrize("act_range", ["ema", "minmax", "minmax-from-zero"])
+def test_a_degenerate_range_falls_back_to_the_tensor_only_for_zeroq_and_zaq(act_range):
+    act = QuantAct(2, act_range)
+    with calibrating(nn.Sequential(act)), torch.no_grad():
+        act(torch.zeros(8))  # a dead ReLU: the calibrated range is [0, 0]
+    x = torch.tensor([0.0, 1.0, 2.0, 3.0])
+    if act_range == "minmax-from-zero":
+        assert torch.equal(act(x), asym_fake_quant(x, torch.tensor(0.0), torch.tensor(3.0), 2))
+    else:  # GDFQ's family and PSAQ-ViT keep the frozen range: everything maps to 0
+        assert act(x).abs().max().item() < 1e-6
+
+
 def test_calibrate_then_freeze_ignores_train_eval_mode():
     act = QuantAct(3)
     with pytest.raises(RuntimeError, match="before its range was calibrated"):

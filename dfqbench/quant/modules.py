@@ -157,7 +157,13 @@ class QuantAct(nn.Module):
                 return x
         elif not self.calibrated:
             raise RuntimeError("activation quantizer used before its range was calibrated")
-        return ste(ACT_QUANTIZERS[self.codes], x, self.x_min.to(x.dtype), self.x_max.to(x.dtype), self.bits)
+        x_min, x_max = self.x_min.to(x.dtype), self.x_max.to(x.dtype)
+        if self.act_range == "minmax-from-zero":
+            # ZeroQ's and ZAQ's quantizer: a degenerate range (a site that only ever saw one
+            # value, e.g. a dead ReLU) falls back to the tensor's own min/max
+            same = x_min == x_max
+            x_min, x_max = torch.where(same, x.detach().min(), x_min), torch.where(same, x.detach().max(), x_max)
+        return ste(ACT_QUANTIZERS[self.codes], x, x_min, x_max, self.bits)
 
     def reset(self) -> None:
         """Forget the calibrated range (the next calibration starts afresh)."""

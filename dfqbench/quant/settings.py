@@ -50,7 +50,8 @@ class QuantSettings:
     weight: str = "asym-minmax-channel"
     #: activation range estimator: ``ema`` (bias-corrected, ``act_momentum``), ``minmax``
     #: (cumulative min/max from the first batch, as PSAQ-ViT) or ``minmax-from-zero``
-    #: (cumulative min/max of buffers initialised to 0, as ZeroQ and ZAQ: the range holds 0).
+    #: (cumulative min/max of buffers initialised to 0, as ZeroQ and ZAQ: the range holds 0,
+    #: and a single-value range falls back to the tensor's own min/max).
     act_range: str = "ema"
     act_momentum: float = 0.9
     act_sites: str = "after-relu"
