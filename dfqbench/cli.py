@@ -130,7 +130,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     # a Slurm job or Ray task resolves the device on its own node; this process only plans and tabulates
     torch_device = resolve_device(device if executor == "local" else "cpu")
     store = RecordStore(results / suite / "records.jsonl")
-    store.check_writable()
+    store.check_writable(create=not dry_run)
     store.read()  # a corrupt line stops us here, before any work
 
     import torch
@@ -247,11 +247,11 @@ def _describe(section: str, info) -> str:
     help="Also write compare.csv/compare.md: ours vs every published number, entry by entry.",
 )
 def table(results, suite, compare):
-    """Regenerate table.csv and table.md (and compare.*) from the stored records."""
+    """Regenerate table.csv, table.md and table.tex (and compare.*) from the stored records."""
     from dfqbench import tables
     from dfqbench.records import RecordStore
 
-    available = sorted(p.parent.name for p in results.glob("*/records.jsonl"))
+    available = sorted(p.parent.name for p in results.glob("*/records.jsonl") if p.stat().st_size)
     suites = [suite] if suite else available
     if not suites:
         raise DfqError(f"no records under {results}/<suite>/records.jsonl; run `dfqbench run` first")

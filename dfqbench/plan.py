@@ -63,8 +63,8 @@ class Cell:
 
 
 def describe_cells(cells: list[Cell]) -> str:
-    """Cells as a markdown table, one row per (method variant, model, bits, budget, quantizer)
-    with its seeds: what ``dfqbench run --dry-run`` would run."""
+    """Cells as a markdown table, one row per (method variant, dataset, model, bits, budget,
+    quantizer, data settings) with its seeds: what ``dfqbench run --dry-run`` would run."""
     import pandas as pd
 
     def changed(name: str, target: str, cell: Cell) -> str:
@@ -74,6 +74,7 @@ def describe_cells(cells: list[Cell]) -> str:
     rows = [
         {
             "method": changed(cell.method, cell.method, cell),
+            "dataset": cell.dataset,
             "model": cell.model,
             "bits": cell.bits,
             "budget": cell.budget,
@@ -83,7 +84,7 @@ def describe_cells(cells: list[Cell]) -> str:
         }
         for cell in cells
     ]
-    keys = ["method", "model", "bits", "budget", "quantizer", "data"]
+    keys = ["method", "dataset", "model", "bits", "budget", "quantizer", "data"]
     table = pd.DataFrame(rows).groupby(keys, sort=False)["seeds"].agg(",".join).reset_index()
     return table.drop(columns=[] if table["data"].any() else ["data"]).to_markdown(index=False, disable_numparse=True)
 

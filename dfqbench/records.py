@@ -8,9 +8,11 @@ crash cannot lose a completed cell.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,25 @@ class RecordStore:
     def __init__(self, path: Path):
         self.path = Path(path)
 
-    def check_writable(self) -> None:
-        """Fail early, before any work, if records cannot be written."""
+    def check_writable(self, create: bool = True) -> None:
+        """Fail early, before any work, if records cannot be written. ``create=False`` (a dry
+        run) leaves the file system as it is: it asks whether the file, or the nearest
+        folder that exists on its way, can be written."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a"):
-                pass
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a"):
+                    pass
+                return
+            existing = next(p for p in (self.path, *self.path.parents) if p.exists())
+            if existing == self.path:
+                with open(self.path, "a"):
+                    pass
+            elif existing.is_dir():
+                with tempfile.TemporaryFile(dir=existing):  # gone on close; os.access would trust root
+                    pass
+            else:
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         except OSError as exc:
             raise DfqError(
                 f"cannot write records to {self.path}: {exc.strerror or exc}; choose a writable folder with --results"

@@ -7,14 +7,15 @@ cache (trained or downloaded once, so all jobs load the same ones). A job resolv
 otherwise), measures its teachers' FP accuracy, runs its cells and appends their records to
 the shared results folder; a job Slurm requeues (preemption) keeps what its first attempt
 recorded. The command waits, polling Slurm; Ctrl-C cancels the jobs that have not finished.
-Each run names its jobs uniquely (``dfqbench-<token>``, or ``<name>-<token>`` given
-``--executor-option name=…``), so one ``scancel --name`` cancels the whole array, also when
-Ctrl-C comes while ``sbatch`` is still submitting it.
+Ctrl-C cancels the whole array with one ``scancel <array id>``; each run names its jobs
+uniquely (``dfqbench-<token>``, or ``<name>-<token>`` given ``--executor-option name=…``), so
+``scancel --name`` finds an array whose submission Ctrl-C interrupted before its id came back.
 Job logs go to ``<results>/<suite>/slurm/<job id>/``.
 """
 
 from __future__ import annotations
 
+import getpass
 import subprocess
 import uuid
 
@@ -28,6 +29,8 @@ from dfqbench.session import Session
 
 #: how often the parent asks Slurm whether jobs have finished (seconds)
 POLL_S = 10.0
+#: options that name the jobs: their value prefixes the run's unique name, so Ctrl-C still finds them
+NAME_OPTIONS = ("name", "slurm_job_name")
 #: options that would run one job's cells in several processes at once (duplicate records)
 ONE_PROCESS = {"nodes", "tasks_per_node", "slurm_nodes", "slurm_ntasks_per_node"}
 GPU_OPTIONS = {"gpus_per_node", "slurm_gpus_per_node", "slurm_gpus_per_task", "slurm_gres", "slurm_num_gpus"}
@@ -44,6 +47,12 @@ def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
     for key in ONE_PROCESS & options.keys():
         if options[key] != 1:
             raise DfqError(f"--executor-option {key}={options[key]}: a dfqbench job is one process on one node; valid choices: 1")
+    for key in NAME_OPTIONS:
+        if key in options and not isinstance(options[key], str):
+            raise DfqError(f"--executor-option {key}={options[key]!r}: a job name must be text, e.g. {key}=dfq-cifar")
+    extra = options.get("slurm_additional_parameters")
+    if isinstance(extra, dict) and {"job-name", "job_name", "J"} & extra.keys():
+        raise DfqError("--executor-option slurm_additional_parameters sets the job name; use name=... (it prefixes the run's unique name)")
     return options
 
 
@@ -56,19 +65,21 @@ def with_gpu_default(options: dict[str, object], device: str) -> dict[str, objec
 
 
 def cancel_unfinished(jobs: list, cluster: str, name: str) -> None:
-    """Cancel the run's jobs that have not finished. On Slurm by name: one call for the whole
-    array, and it reaches an array whose submission was interrupted before we got its id."""
-    if jobs and all(job.done() for job in jobs):
+    """Cancel the run's jobs that have not finished. On Slurm one ``scancel`` for the whole
+    array (its id), or, when submission was interrupted before the id came back, one for the
+    run's unique job name."""
+    unfinished = [job for job in jobs if not job.done()]
+    if jobs and not unfinished:
         return
-    if cluster == "slurm":
-        try:
-            subprocess.call(["scancel", "--name", name])
-        except OSError:  # no scancel: nothing can have been submitted
-            pass
-        return
-    for job in jobs:
-        if not job.done():
+    if cluster != "slurm":
+        for job in unfinished:
             job.cancel(check=False)
+        return
+    arrays = sorted({str(job.job_id).split("_")[0] for job in unfinished})
+    try:
+        subprocess.call(["scancel", *arrays] if arrays else ["scancel", "--name", name, "--user", getpass.getuser()])
+    except OSError:  # no scancel: nothing can have been submitted
+        pass
 
 
 def run_slurm(
@@ -93,7 +104,8 @@ def run_slurm(
     session.prepare(todo, evaluate=False)  # missing data stops us here; weights cached once, for every job
     earlier = len(store.read())  # records appended from here on are this run's
     options = dict(with_gpu_default(parameters, spec.device))
-    name = f"{options.pop('name', 'dfqbench')}-{uuid.uuid4().hex[:8]}"
+    prefix = [options.pop(key) for key in NAME_OPTIONS if key in options]
+    name = f"{prefix[-1] if prefix else 'dfqbench'}-{uuid.uuid4().hex[:8]}"
     jobs: list = []
     try:
         try:

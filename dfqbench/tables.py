@@ -236,7 +236,7 @@ def markdown(summary: pd.DataFrame) -> str:
 _TEX = {
     **{c: "\\" + c for c in "&%$#_{}"},
     "\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "†": r"$^\dagger$",
-    "‡": r"$^\ddagger$", MINUS: "$-$", "–": "--", "·": r"$\cdot$",
+    "‡": r"$^\ddagger$", MINUS: "$-$", "–": "--", "·": r"$\cdot$", "<": r"\textless{}", ">": r"\textgreater{}", '"': "''",
 }  # fmt: skip
 
 

@@ -42,11 +42,12 @@ def test_bad_run_options(cli, tmp_path, args, expected):
     assert not (tmp_path / "digits" / "records.jsonl").exists()
 
 
-def test_unwritable_results_folder(cli, tmp_path):
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
+def test_unwritable_results_folder(cli, tmp_path, dry_run):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    line = one_line_error(cli("run", "--methods", "noise", "--budget", "smoke", "--results", str(blocker)))
-    assert line.startswith(f"dfqbench: error: cannot write records to {blocker}/digits/records.jsonl")
+    line = one_line_error(cli("run", "--methods", "noise", "--budget", "smoke", "--results", str(blocker), *dry_run))
+    assert line.startswith(f"dfqbench: error: cannot write records to {blocker}/digits/records.jsonl: Not a directory")
     assert "--results" in line
 
 

@@ -70,13 +70,20 @@ def test_dry_run_lists_what_would_run_and_runs_nothing(cli, tmp_path):
     assert "8 cells planned, 2 already done, 6 to run; dry run: nothing runs" in dry.err
     rows = [line.split("|")[1:-1] for line in dry.out.splitlines()[2:]]
     assert [[c.strip() for c in row] for row in rows] == [
-        ["gdfq (lr_s=0.001)", "resnet20-digits", "3w3a", "smoke", "gdfq", "0,1"],
-        ["gdfq (lr_s=0.001)", "resnet20-digits", "4w8a", "smoke", "gdfq", "0,1"],
-        ["noise", "resnet20-digits", "3w3a", "smoke", "gdfq", "1"],
-        ["noise", "resnet20-digits", "4w8a", "smoke", "gdfq", "1"],
+        ["gdfq (lr_s=0.001)", "digits", "resnet20-digits", "3w3a", "smoke", "gdfq", "0,1"],
+        ["gdfq (lr_s=0.001)", "digits", "resnet20-digits", "4w8a", "smoke", "gdfq", "0,1"],
+        ["noise", "digits", "resnet20-digits", "3w3a", "smoke", "gdfq", "1"],
+        ["noise", "digits", "resnet20-digits", "4w8a", "smoke", "gdfq", "1"],
     ]
     assert (tmp_path / "digits" / "records.jsonl").read_text() == before
     assert not cache.exists()  # no teacher was trained or loaded
+    fresh = tmp_path / "fresh"
+    assert cli(*args[:-1], str(fresh), "--dry-run").code == 0
+    assert not fresh.exists()  # a dry run leaves the file system as it was
+    (tmp_path / "cifar10").mkdir()
+    (tmp_path / "cifar10" / "records.jsonl").write_text("")  # e.g. a run stopped before its first cell
+    table = cli("table", "--results", str(tmp_path))
+    assert table.code == 0 and "### Suite `digits`" in table.out  # an empty suite is skipped, not an error
 
 
 def test_interrupted_run_keeps_completed_cells_and_resumes(cli, probes, tmp_path, monkeypatch):

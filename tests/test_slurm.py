@@ -167,7 +167,9 @@ def test_ctrl_c_cancels_the_jobs_that_have_not_finished(tmp_path, monkeypatch):
     assert store.read() == []
 
 
-def test_on_slurm_one_scancel_by_name_reaches_the_whole_run(tmp_path, monkeypatch):
+def test_on_slurm_one_scancel_reaches_the_whole_run(tmp_path, monkeypatch):
+    import getpass
+
     from dfqbench.slurm import cancel_unfinished
 
     log = tmp_path / "scancel.log"
@@ -178,8 +180,8 @@ def test_on_slurm_one_scancel_by_name_reaches_the_whole_run(tmp_path, monkeypatc
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
 
     class Job:
-        def __init__(self, done):
-            self._done, self.cancelled = done, False
+        def __init__(self, job_id, done):
+            self.job_id, self._done, self.cancelled = job_id, done, False
 
         def done(self):
             return self._done
@@ -187,10 +189,20 @@ def test_on_slurm_one_scancel_by_name_reaches_the_whole_run(tmp_path, monkeypatc
         def cancel(self, check):
             self.cancelled = True
 
-    cancel_unfinished([], "slurm", "dfqbench-1a2b3c4d")  # Ctrl-C while sbatch was submitting: no handles yet
-    cancel_unfinished([Job(True), Job(False)], "slurm", "dfqbench-5e6f7a8b")
-    cancel_unfinished([Job(True), Job(True)], "slurm", "dfqbench-finished")  # nothing left to cancel
-    assert log.read_text().splitlines() == ["--name dfqbench-1a2b3c4d", "--name dfqbench-5e6f7a8b"]
-    jobs = [Job(True), Job(False)]
+    cancel_unfinished([], "slurm", "dfqbench-1a2b3c4d")  # Ctrl-C while sbatch was submitting: no ids yet
+    cancel_unfinished([Job("123_0", True), Job("123_1", False), Job("123_2", False), Job("124_0", False)], "slurm", "dfqbench-5e6f7a8b")
+    cancel_unfinished([Job("125_0", True), Job("125_1", True)], "slurm", "dfqbench-finished")  # nothing left to cancel
+    assert log.read_text().splitlines() == [f"--name dfqbench-1a2b3c4d --user {getpass.getuser()}", "123 124"]
+    jobs = [Job("1", True), Job("2", False)]
     cancel_unfinished(jobs, "local", "dfqbench-local")
     assert [job.cancelled for job in jobs] == [False, True]
+
+
+def test_a_job_name_option_prefixes_the_runs_unique_name():
+    from dfqbench.slurm import parse_parameters
+
+    assert parse_parameters(("slurm_job_name=cifar",)) == {"slurm_job_name": "cifar"}
+    with pytest.raises(DfqError, match=r"--executor-option name=5: a job name must be text"):
+        parse_parameters(("name=5",))
+    with pytest.raises(DfqError, match=r"slurm_additional_parameters sets the job name; use name="):
+        parse_parameters(("slurm_additional_parameters={'job-name': 'x'}",))
