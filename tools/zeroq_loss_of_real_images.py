@@ -38,7 +38,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=8)
     args = parser.parse_args()
-    torch.manual_seed(0)
     session = Session(load_registry(), torch.device("cpu"))
     train = session.split("digits", "train", {})
     print("| model | ZeroQ loss, 32 real training images (mean ± std over batches) | ZeroQ's distilled batch (per seed) |")
@@ -46,9 +45,10 @@ def main() -> None:
     for model in ("resnet20-digits", "mobilenetv2-digits"):
         teacher = session.teacher("digits", model, {}).module
         losses = []
+        draws = torch.Generator().manual_seed(0)  # the same batches whether or not the teacher was just trained
         with BNInputs(teacher) as bn, torch.no_grad():
             for _ in range(args.batches):
-                images = torch.stack([train[int(i)][0] for i in torch.randperm(len(train))[:32]])
+                images = torch.stack([train[int(i)][0] for i in torch.randperm(len(train), generator=draws)[:32]])
                 bn.clear()
                 teacher(images)
                 losses.append(zeroq_bns_loss(bn, images).item())
