@@ -28,15 +28,11 @@ class RecordStore:
         self.path = Path(path)
 
     def check_writable(self, create: bool = True) -> None:
-        """Fail early, before any work, if records cannot be written. ``create=False`` (a dry
-        run) leaves the file system as it is: it asks whether the file, or the nearest
-        folder that exists on its way, can be written."""
+        """Fail early, before any work, if records cannot be written. Writes nothing that
+        stays; ``create=False`` (a dry run) does not create the results folder either."""
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path, "a"):
-                    pass
-                return
             existing = next(p for p in (self.path, *self.path.parents) if p.exists())
             if existing == self.path:
                 with open(self.path, "a"):

@@ -6,8 +6,8 @@ cache (trained or downloaded once, so all jobs load the same ones). A job resolv
 ``--device`` on its node (``auto``/``cuda`` ask Slurm for one GPU unless a GPU option says
 otherwise), measures its teachers' FP accuracy, runs its cells and appends their records to
 the shared results folder; a job Slurm requeues (preemption) keeps what its first attempt
-recorded. The command waits, polling Slurm; Ctrl-C cancels the jobs that have not finished.
-Ctrl-C cancels the whole array with one ``scancel <array id>``; each run names its jobs
+recorded. The command waits, polling Slurm; Ctrl-C cancels the jobs that have not finished,
+the whole array with one ``scancel <array id>``. Each run names its jobs
 uniquely (``dfqbench-<token>``, or ``<name>-<token>`` given ``--executor-option name=…``), so
 ``scancel --name`` finds an array whose submission Ctrl-C interrupted before its id came back.
 Job logs go to ``<results>/<suite>/slurm/<job id>/``.

@@ -108,7 +108,8 @@ class QuantAct(nn.Module):
     While :attr:`calibrating` is True every forward updates the range from the batch
     min/max (``ema``: bias-corrected moving average; ``minmax``: cumulative extremes, the first
     batch initialises them; ``minmax-from-zero``: cumulative extremes of buffers that start at
-    0, so the range always holds 0), in train or eval mode alike, as the reference codes do. Afterwards the range is frozen.
+    0, so the range always holds 0), in train or eval mode alike, as the reference codes do.
+    Afterwards the range is frozen.
     ``codes`` picks the grid bookkeeping (see :data:`ACT_QUANTIZERS`).
     """
 
