@@ -46,3 +46,14 @@ def test_ok_keys_ignore_failures(tmp_path):
 def test_non_finite_numbers_are_refused(tmp_path):
     with pytest.raises(ValueError):
         RecordStore(tmp_path / "r.jsonl").append({"key": "a", "status": "ok", "cell": {}, "top1": float("nan")})
+
+
+def test_checking_writability_leaves_nothing_behind(tmp_path):
+    store = RecordStore(tmp_path / "new" / "digits" / "records.jsonl")
+    store.check_writable(create=False)  # a dry run
+    assert list(tmp_path.iterdir()) == []
+    store.check_writable()  # a run: the folder, but no empty records file before its first cell
+    assert list((tmp_path / "new" / "digits").iterdir()) == []
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DfqError, match="Not a directory"):
+        RecordStore(tmp_path / "file" / "digits" / "records.jsonl").check_writable(create=False)
