@@ -2,6 +2,7 @@
 process of its own, as on Slurm), a job that dies, and the command line's errors."""
 
 import io
+import re
 import os
 
 import pytest
@@ -206,3 +207,33 @@ def test_a_job_name_option_prefixes_the_runs_unique_name():
         parse_parameters(("name=5",))
     with pytest.raises(DfqError, match=r"slurm_additional_parameters sets the job name; use name="):
         parse_parameters(("slurm_additional_parameters={'job-name': 'x'}",))
+
+
+def test_on_slurm_the_array_is_named_asks_for_a_gpu_and_ctrl_c_cancels_it(tmp_path, monkeypatch):
+    """The real Slurm backend of submitit, with sbatch/sacct mocked by submitit's own test helper."""
+    import subprocess
+
+    import submitit
+
+    import dfqbench.slurm as slurm
+
+    mocked_slurm = pytest.importorskip("submitit.slurm.test_slurm", reason="submitit no longer ships its Slurm mock").mocked_slurm
+
+    cancels = []
+    monkeypatch.setattr(subprocess, "call", cancels.append)
+
+    def interrupt(jobs, poll_frequency):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(submitit.helpers, "as_completed", interrupt)
+    store = RecordStore(tmp_path / "digits" / "records.jsonl")
+    session = Session(load_registry(), torch.device("cpu"), tmp_path / "cache")
+    with mocked_slurm(), pytest.raises(KeyboardInterrupt):
+        slurm.run_slurm(smoke_cells(), session, store, True, Display(None), WorkerSpec("auto", None, store.path, tmp_path / "cache"),
+                        {"name": "digits", "timeout_min": 60}, cluster="slurm")
+    (script,) = (tmp_path / "digits" / "slurm").rglob("*_submission.sh")
+    lines = script.read_text().splitlines()
+    assert any(re.fullmatch(r"#SBATCH --job-name=digits-[0-9a-f]{8}", line) for line in lines)
+    assert "#SBATCH --array=0-1%2" in lines and "#SBATCH --gpus-per-node=1" in lines and "#SBATCH --time=60" in lines
+    assert cancels == [["scancel", "12"]]  # the mock's first array id: one call for the whole array
