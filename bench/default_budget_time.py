@@ -39,7 +39,7 @@ def main_() -> None:
         seconds = timed(lambda: run(args.methods, args.seeds, results))
     reference_after = reference_seconds()
     cells = 2 * 3 * len(args.methods.split(",")) * len(args.seeds.split(","))
-    print(f"\n| machine | threads | methods | cells | wall time | per cell | in reference units |")
+    print("\n| machine | threads | methods | cells | wall time | per cell | in reference units |")
     print("|---|---|---|---|---|---|---|")
     print(
         f"| {platform.processor() or platform.machine()} | {torch.get_num_threads()} | {args.methods} | {cells} | "

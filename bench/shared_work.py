@@ -26,7 +26,7 @@ def main() -> None:
         session.teacher("digits", "resnet20-digits", {})
     shared, recomputed = [], []
     t_shared = timed(lambda: shared.extend(sessions[0].run(c)["top1"] for c in cells))
-    t_fresh = timed(lambda: recomputed.extend(s.run(c)["top1"] for s, c in zip(sessions[1:], cells)))
+    t_fresh = timed(lambda: recomputed.extend(s.run(c)["top1"] for s, c in zip(sessions[1:], cells, strict=True)))
     assert shared == recomputed, (shared, recomputed)
     print("| ZeroQ at 3 bit-widths | distilled once (shared) | distilled per cell | speed-up |")
     print("|---|---|---|---|")

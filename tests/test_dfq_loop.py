@@ -5,7 +5,6 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from dfqbench.api import Task
 from dfqbench.context import RunContext

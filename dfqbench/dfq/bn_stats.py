@@ -39,7 +39,7 @@ class BNInputs:
     def pairs(self) -> list[tuple[torch.Tensor, nn.BatchNorm2d]]:
         if len(self.inputs) != len(self.layers):
             raise RuntimeError(f"captured {len(self.inputs)} BN inputs for {len(self.layers)} BN layers; call clear() before each forward")
-        return list(zip(self.inputs, self.layers))
+        return list(zip(self.inputs, self.layers, strict=True))
 
 
 def gdfq_bns_loss(bn: BNInputs) -> torch.Tensor:

@@ -46,7 +46,7 @@ def feature_discrepancy(feats_q: list[torch.Tensor], feats_p: list[torch.Tensor]
     Because of the "+X" residuals this contains a direct L1 between normalised features.
     """
     total = feats_q[0].new_zeros(())
-    for fq, fp in zip(feats_q, feats_p):
+    for fq, fp in zip(feats_q, feats_p, strict=True):
         xq = unit_channels(fq).flatten(2)
         xp = unit_channels(fp).flatten(2)
         total = total + F.l1_loss(spatial_relation(xq, gamma), spatial_relation(xp, gamma))
