@@ -30,6 +30,11 @@ def describe(changes: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
 
 
+def labelled(name: str, changes: dict[str, Any]) -> str:
+    """``GDFQ (lr_s=1e-05)``, or just ``GDFQ`` without changes."""
+    return f"{name} ({describe(changes)})" if changes else name
+
+
 def apply(obj: Any, changes: dict[str, Any], what: str) -> Any:
     """A copy of the dataclass ``obj`` with ``changes``, type-checked against its fields."""
     if not changes:

@@ -67,18 +67,14 @@ def describe_cells(cells: list[Cell]) -> str:
     quantizer, data settings) with its seeds: what ``dfqbench run --dry-run`` would run."""
     import pandas as pd
 
-    def changed(name: str, target: str, cell: Cell) -> str:
-        changes = overrides.describe(cell.overrides.get(target, {}))
-        return f"{name} ({changes})" if changes else name
-
     rows = [
         {
-            "method": changed(cell.method, cell.method, cell),
+            "method": overrides.labelled(cell.method, cell.overrides.get(cell.method, {})),
             "dataset": cell.dataset,
             "model": cell.model,
             "bits": cell.bits,
             "budget": cell.budget,
-            "quantizer": changed(cell.quantizer["name"], "quantizer", cell),
+            "quantizer": overrides.labelled(cell.quantizer["name"], cell.overrides.get("quantizer", {})),
             "data": overrides.describe(cell.overrides.get("data", {})),
             "seeds": str(cell.seed),
         }

@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from dfqbench import published as pub
-from dfqbench.overrides import describe
+from dfqbench.overrides import describe, labelled
 from dfqbench.records import latest
 
 KEYS = ["suite", "budget", "quantizer", "data", "dataset", "model", "w_bits", "a_bits", "method"]
@@ -41,13 +42,13 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     for r in latest(records):
         cell, labels = r["cell"], r.get("labels", {})
         overrides = cell.get("overrides", {})
-        variant = describe(overrides.get(cell["method"], {}))
-        quantizer = describe(overrides.get("quantizer", {}))
+        changes = overrides.get(cell["method"], {})
+        variant = describe(changes)
         rows.append(
             {
                 "suite": cell["suite"],
                 "budget": cell["budget"],
-                "quantizer": cell["quantizer"].get("name", "?") + (f" ({quantizer})" if quantizer else ""),
+                "quantizer": labelled(cell["quantizer"].get("name", "?"), overrides.get("quantizer", {})),
                 "data": describe(overrides.get("data", {})),
                 "dataset": cell["dataset"],
                 "dataset_label": labels.get("dataset", cell["dataset"]),
@@ -56,7 +57,7 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "w_bits": cell["w_bits"],
                 "a_bits": cell["a_bits"],
                 "method": cell["method"] + (f"[{variant}]" if variant else ""),
-                "method_label": labels.get("method", cell["method"]) + (f" ({variant})" if variant else ""),
+                "method_label": labelled(labels.get("method", cell["method"]), changes),
                 "data_free": labels.get("data_free", True),
                 "year": labels.get("year", 0),
                 "seed": cell["seed"],
@@ -164,15 +165,17 @@ def _entry(row: pd.Series) -> str:
 class PaperTable:
     """One table of the papers' layout, before it is written as markdown or LaTeX."""
 
-    suite: str
-    setting: str
-    seeds: list[int]
-    versions: list[str]
+    #: "Suite `digits` · budget `default` · quantizer `gdfq` · seeds 0, 1, 2 · dfqbench 0.1.0"
+    title: str
     header: list[str]
     rows: list[list[str]]
     #: (row, column) of the best data-free entry of each row
     best: set[tuple[int, int]]
     notes: list[str]
+
+    def marked(self, best: Callable[[str], str], other: Callable[[str], str] = str) -> list[list[str]]:
+        """The rows with ``best`` applied to each row's best entry and ``other`` to the rest."""
+        return [[(best if (i, j) in self.best else other)(text) for j, text in enumerate(row)] for i, row in enumerate(self.rows)]
 
 
 def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
@@ -204,12 +207,11 @@ def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
         notes = ["Top-1 (%) on the validation split of the final model (no selection on it); mean ± std over seeds."]
         if any("†" in v for v in labels.values()):
             notes.append("† not data-free: a reference calibrated on real training images, never bold.")
+        seeds = sorted({int(s) for ss in table["seeds"] for s in ss.split(",")})
+        versions = sorted({v for vs in table["versions"] for v in vs.split(",")})
         out.append(
             PaperTable(
-                suite=suite,
-                setting=setting(budget, quantizer, data),
-                seeds=sorted({int(s) for ss in table["seeds"] for s in ss.split(",")}),
-                versions=sorted({v for vs in table["versions"] for v in vs.split(",")}),
+                title=f"Suite `{suite}` · {setting(budget, quantizer, data)} · seeds {', '.join(map(str, seeds))} · dfqbench {', '.join(versions)}",
                 header=["Dataset", "Model (FP top-1)", "Bits", *(labels[m] for m in methods)],
                 rows=rows,
                 best=best,
@@ -222,10 +224,9 @@ def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
 def markdown(summary: pd.DataFrame) -> str:
     parts = []
     for t in paper_tables(summary):
-        rows = [[f"**{text}**" if (i, j) in t.best else text for j, text in enumerate(row)] for i, row in enumerate(t.rows)]
         parts.append(
-            f"### Suite `{t.suite}` · {t.setting} · seeds {', '.join(map(str, t.seeds))} · dfqbench {', '.join(t.versions)}\n\n"
-            + pd.DataFrame(rows, columns=t.header).to_markdown(index=False, disable_numparse=True)
+            f"### {t.title}\n\n"
+            + pd.DataFrame(t.marked(lambda text: f"**{text}**"), columns=t.header).to_markdown(index=False, disable_numparse=True)
             + "\n\n"
             + "\n".join(t.notes)
         )
@@ -249,10 +250,9 @@ def latex(summary: pd.DataFrame) -> str:
     to paste into a paper: the best data-free entry of each row in bold."""
     parts = []
     for t in paper_tables(summary):
-        rows = [[rf"\textbf{{{_tex(text)}}}" if (i, j) in t.best else _tex(text) for j, text in enumerate(row)] for i, row in enumerate(t.rows)]
-        caption = f"Suite `{t.suite}` · {t.setting} · seeds {', '.join(map(str, t.seeds))} · dfqbench {', '.join(t.versions)}. " + " ".join(t.notes)
-        frame_ = pd.DataFrame(rows, columns=[_tex(h) for h in t.header])
-        parts.append(frame_.to_latex(index=False, escape=False, column_format="lll" + "c" * (len(t.header) - 3), caption=_tex(caption)))
+        frame_ = pd.DataFrame(t.marked(lambda text: rf"\textbf{{{_tex(text)}}}", _tex), columns=[_tex(h) for h in t.header])
+        caption = _tex(f"{t.title}. " + " ".join(t.notes))
+        parts.append(frame_.to_latex(index=False, escape=False, column_format="lll" + "c" * (len(t.header) - 3), caption=caption))
     return "\n".join(parts)
 
 

@@ -13,12 +13,12 @@ tells whether the distillation reached what real data would give.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
 from dfqbench.dfq.bn_stats import BNInputs, zeroq_bns_loss
+from dfqbench.records import RecordStore
 from dfqbench.registry import load_registry
 from dfqbench.session import Session
 
@@ -26,12 +26,12 @@ RECORDS = Path(__file__).resolve().parents[1] / "results" / "digits" / "records.
 
 
 def distilled_losses(model: str) -> list[float]:
-    out = []
-    for line in RECORDS.read_text().splitlines():
-        r = json.loads(line)
-        if r["cell"]["method"] == "zeroq" and r["cell"]["model"] == model and r["status"] == "ok":
-            out.append(r["metrics"]["distill_loss"]["last"])
-    return sorted(set(out))  # one distilled batch per seed, shared by its bit-widths
+    losses = {
+        r["metrics"]["distill_loss"]["last"]
+        for r in RecordStore(RECORDS).read()
+        if r["cell"]["method"] == "zeroq" and r["cell"]["model"] == model and r["status"] == "ok"
+    }
+    return sorted(losses)  # one distilled batch per seed, shared by its bit-widths
 
 
 def main() -> None:
