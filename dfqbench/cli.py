@@ -90,13 +90,17 @@ def cli() -> None:
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
               help="A job parameter: submitit's for slurm (timeout_min=2880, gpus_per_node=1, slurm_partition=gpu), "
               "ray.remote's for ray (num_gpus=1, num_cpus=4); repeatable.")
+@click.option("--precision", "precision_", default="fp32", show_default=True,
+              help="fp32 | bf16: the methods' passes under bfloat16 autocast, a recorded deviation (fake quantization, "
+              "BN statistics, generators, ZeroQ's distillation and evaluation stay fp32).")
+@click.option("--channels-last", is_flag=True, help="Teacher and quantized model in channels_last layout (a speed setting: not part of the key).")
 @click.option("--dry-run", is_flag=True, help="Print the cells that would run (after --resume) and run nothing.")
 def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir, jobs,
-        executor, executor_options, dry_run):
+        executor, executor_options, precision_, channels_last, dry_run):
     """Run a benchmark matrix and write records and tables."""
     from rich.console import Console
 
-    from dfqbench import overrides, tables
+    from dfqbench import overrides, precision, tables
     from dfqbench.bits import parse_bits
     from dfqbench.executor import WorkerSpec, pending, run_local, run_parallel
     from dfqbench.plan import describe_cells, make_plan
@@ -122,6 +126,8 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         budget,
         quantizer,
         overrides.parse(assignments),
+        precision_,
+        channels_last,
     )
     if jobs < 1:
         raise DfqError(f"--jobs {jobs} is not a number of worker processes; valid choices: 1 or more")
@@ -129,6 +135,8 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     options = _executor_options(executor, executor_options, device, jobs)
     # a Slurm job or Ray task resolves the device on its own node; this process only plans and tabulates
     torch_device = resolve_device(device if executor == "local" else "cpu")
+    if executor == "local":
+        precision.check(precision_, torch_device)
     store = RecordStore(results / suite / "records.jsonl")
     store.check_writable(create=not dry_run)
     store.read()  # a corrupt line stops us here, before any work

@@ -58,6 +58,7 @@ class RunContext:
         display: Display = SILENT,
         shared: SharedWork | None = None,
         real_data: Callable[[str], Dataset] | None = None,
+        precision: str = "fp32",
     ):
         self.task = task
         self.device = device
@@ -66,6 +67,8 @@ class RunContext:
         self._display = display
         self._shared = shared or SharedWork()
         self._real_data = real_data
+        #: ``fp32`` or ``bf16`` (:mod:`dfqbench.precision`): the method already runs under it
+        self.precision = precision
         self._bar: Bar | None = None
         #: last value and count of every logged metric, stored in the record
         self.metrics: dict[str, dict[str, float]] = {}
@@ -99,11 +102,11 @@ class RunContext:
     def shared(self, key: str, fn: Callable[[], T]) -> T:
         """``fn()``, computed once per (dataset, model, seed, key) and reused across cells.
 
-        ``key`` must name everything ``fn`` depends on besides the model and the seed
-        (typically the method and its bit-independent config). ``fn`` runs with the RNG
+        ``key`` must name everything ``fn`` depends on besides the model, the seed and the
+        precision (typically the method and its bit-independent config). ``fn`` runs with the RNG
         seeded from the run seed, so the result does not depend on which cell computed it.
         """
-        scope = (self.task.suite, self.task.dataset, self.task.model, self.seed)
+        scope = (self.task.suite, self.task.dataset, self.task.model, self.seed, self.precision)
         return self._shared.get(scope, key, self.seed, self.device, fn)
 
     def real_data(self, split: str = "train") -> Dataset:

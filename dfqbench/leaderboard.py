@@ -1,9 +1,9 @@
 """Leaderboards from stored records: methods ranked within every table row, then averaged.
 
-A row is one (suite, dataset, model, bit-width) under one budget and quantizer; within it
-the data-free methods with an ``ok`` result are ranked by mean top-1 (1 = best, ties share
-the average rank). Budgets and quantizer conventions are never mixed. References that read
-real data are left out of the ranking.
+A row is one (suite, dataset, model, bit-width) under one table setting (budget, quantizer,
+data settings, precision); within it the data-free methods with an ``ok`` result are ranked
+by mean top-1 (1 = best, ties share the average rank). Settings are never mixed. References
+that read real data are left out of the ranking.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ ROW = ["suite", "dataset", "model", "w_bits", "a_bits"]
 def leaderboard(records: list[dict[str, Any]]) -> pd.DataFrame:
     summary = tables.summarize(tables.frame(records))
     ranked = summary[summary["data_free"] & (summary["n_ok"] > 0)].copy()
-    ranked["rank"] = ranked.groupby(["budget", "quantizer", "data", *ROW])["top1_mean"].rank(ascending=False, method="average")
+    ranked["rank"] = ranked.groupby([*tables.SETTING, *ROW])["top1_mean"].rank(ascending=False, method="average")
     ranked["drop"] = ranked["fp_top1"] - ranked["top1_mean"]
     board = (
-        ranked.groupby(["budget", "quantizer", "data", "method"])
+        ranked.groupby([*tables.SETTING, "method"])
         .agg(
             method_label=("method_label", "last"),
             rows=("rank", "size"),
@@ -34,12 +34,12 @@ def leaderboard(records: list[dict[str, Any]]) -> pd.DataFrame:
         )
         .reset_index()
     )
-    return board.sort_values(["budget", "quantizer", "data", "mean_rank", "mean_drop"], kind="stable")
+    return board.sort_values([*tables.SETTING, "mean_rank", "mean_drop"], kind="stable")
 
 
 def markdown(board: pd.DataFrame) -> str:
     parts = []
-    for (budget, quantizer, data), group in board.groupby(["budget", "quantizer", "data"], sort=False):
+    for how, group in board.groupby(tables.SETTING, sort=False):
         view = pd.DataFrame(
             {
                 "Method": group["method_label"],
@@ -51,7 +51,7 @@ def markdown(board: pd.DataFrame) -> str:
             }
         )
         parts.append(
-            f"### Leaderboard · {tables.setting(budget, quantizer, data)}\n\n"
+            f"### Leaderboard · {tables.setting(*how)}\n\n"
             + view.to_markdown(index=False, disable_numparse=True)
             + "\n\nRank within each dataset/model/bit-width row (1 = best top-1 of the data-free methods run on it), averaged over rows."
         )

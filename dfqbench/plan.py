@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dfqbench import overrides
+from dfqbench import precision as precision_
 from dfqbench.api import Method, MethodInfo, Task, config_to_dict, load_object
 from dfqbench.bits import label
 from dfqbench.errors import DfqError, unknown
@@ -42,11 +43,18 @@ class Cell:
     #: ``data``). Their effect is already in the fields above, so they are not part of the
     #: key; tables use them to show a variant as its own column or table.
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the arithmetic of the method's passes (:mod:`dfqbench.precision`)
+    precision: str = precision_.DEFAULT
+    #: teacher and quantized model in channels_last layout: a speed setting that, like the
+    #: device, is not part of the key
+    channels_last: bool = False
 
     @property
     def key(self) -> str:
         identity = dataclasses.asdict(self)
-        del identity["overrides"]
+        del identity["overrides"], identity["channels_last"]
+        if self.precision == precision_.DEFAULT:
+            del identity["precision"]  # fp32 cells keep the keys they had before the field existed
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -64,7 +72,7 @@ class Cell:
 
 def describe_cells(cells: list[Cell]) -> str:
     """Cells as a markdown table, one row per (method variant, dataset, model, bits, budget,
-    quantizer, data settings) with its seeds: what ``dfqbench run --dry-run`` would run."""
+    quantizer, data settings, precision) with its seeds: what ``dfqbench run --dry-run`` would run."""
     import pandas as pd
 
     rows = [
@@ -76,13 +84,15 @@ def describe_cells(cells: list[Cell]) -> str:
             "budget": cell.budget,
             "quantizer": overrides.labelled(cell.quantizer["name"], cell.overrides.get("quantizer", {})),
             "data": overrides.describe(cell.overrides.get("data", {})),
+            "precision": "" if cell.precision == precision_.DEFAULT else cell.precision,
             "seeds": str(cell.seed),
         }
         for cell in cells
     ]
-    keys = ["method", "dataset", "model", "bits", "budget", "quantizer", "data"]
+    keys = ["method", "dataset", "model", "bits", "budget", "quantizer", "data", "precision"]
     table = pd.DataFrame(rows).groupby(keys, sort=False)["seeds"].agg(",".join).reset_index()
-    return table.drop(columns=[] if table["data"].any() else ["data"]).to_markdown(index=False, disable_numparse=True)
+    unset = [column for column in ("data", "precision") if not table[column].any()]
+    return table.drop(columns=unset).to_markdown(index=False, disable_numparse=True)
 
 
 @dataclass
@@ -138,10 +148,13 @@ def make_plan(
     budget: str,
     quantizer: str = "auto",
     changes: dict[str, dict[str, Any]] | None = None,
+    precision: str = precision_.DEFAULT,
+    channels_last: bool = False,
 ) -> Plan:
     """Expand the matrix in the order that reuses work: model → seed → method → bits."""
     if budget not in BUDGETS:
         raise unknown("budget", budget, BUDGETS)
+    precision_.check(precision)
     changes = dict(changes or {})
     suite_info = reg.suite(suite).info
     infos = [reg.method(name).info for name in methods]
@@ -178,7 +191,7 @@ def make_plan(
                     used = {t: c for t, c in changes.items() if t in (info.name, "quantizer", "data") and c}
                     cells.append(
                         Cell(suite, dataset, model, info.name, w_bits, a_bits, seed, budget, qsettings.to_dict(),
-                             config_to_dict(config), data, used)
+                             config_to_dict(config), data, used, precision, channels_last)
                     )
     return Plan(cells, skipped)
 

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import dfqbench
-from dfqbench import quant
+from dfqbench import precision, quant
 from dfqbench.api import load_object
 from dfqbench.context import RunContext, SharedWork
 from dfqbench.errors import DfqError, Diverged
@@ -134,11 +134,15 @@ class Session:
             config = resolved_config(self.registry, cell)
             qmodel = quant.wrap(teacher.module, cell.w_bits, cell.a_bits, QuantSettings(**cell.quantizer))
             record["quant_sites"] = quant.describe(qmodel)
+            fp_model = freeze(copy.deepcopy(teacher.module))
+            if cell.channels_last:
+                fp_model, qmodel = (m.to(memory_format=torch.channels_last) for m in (fp_model, qmodel))
             real_data = None if entry.info.data_free else (lambda split: self.split(cell.dataset, split, cell.data))
-            ctx = RunContext(task, self.device, cell.seed, cell.budget, self.display, self.shared, real_data)
+            ctx = RunContext(task, self.device, cell.seed, cell.budget, self.display, self.shared, real_data, cell.precision)
             impl = method_impl(entry.info)
-            result = impl.quantize(freeze(copy.deepcopy(teacher.module)), qmodel, task, config, ctx)
-            result = self._checked(result)
+            with precision.autocast(self.device, precision.check(cell.precision, self.device)):
+                result = impl.quantize(fp_model, qmodel, task, config, ctx)
+            result = self._checked(result)  # and evaluated in fp32, outside autocast
             record["top1"], record["top5"] = evaluate(result, self.split(cell.dataset, self.eval_split, cell.data), self.device)
             record["status"] = "ok"
         except (KeyboardInterrupt, DfqError):

@@ -2,8 +2,8 @@
 
 Rows are dataset / model (FP top-1) / bit-width, one column per method, mean ± std over
 seeds, the best data-free method per row in bold. One table per (suite, budget,
-quantizer, data settings): numbers obtained under different budgets or conventions are
-never mixed. A method run with ``--set`` changes is its own column (``GDFQ (lr_s=0.01)``);
+quantizer, data settings, precision): numbers obtained under different budgets, conventions
+or arithmetic are never mixed. A method run with ``--set`` changes is its own column (``GDFQ (lr_s=0.01)``);
 where an entry holds records of several effective configurations (records made before a
 method's defaults changed), only those of the latest one count. Methods that read real data
 are marked † and never bold.
@@ -26,14 +26,21 @@ import pandas as pd
 
 from dfqbench import published as pub
 from dfqbench.overrides import describe, labelled
+from dfqbench.precision import DEFAULT as DEFAULT_PRECISION
 from dfqbench.records import latest
 
-KEYS = ["suite", "budget", "quantizer", "data", "dataset", "model", "w_bits", "a_bits", "method"]
+#: what a table's numbers were obtained under: never mixed in one table
+SETTING = ["budget", "quantizer", "data", "precision"]
+KEYS = ["suite", *SETTING, "dataset", "model", "w_bits", "a_bits", "method"]
 
 
-def setting(budget: str, quantizer: str, data: str) -> str:
-    """What a table's numbers were obtained under, for its heading."""
-    return f"budget `{budget}` · quantizer `{quantizer}`" + (f" · data `{data}`" if data else "")
+def setting(budget: str, quantizer: str, data: str, precision: str) -> str:
+    """The :data:`SETTING` of a table, for its heading (the defaults left unsaid)."""
+    return (
+        f"budget `{budget}` · quantizer `{quantizer}`"
+        + (f" · data `{data}`" if data else "")
+        + (f" · precision `{precision}`" if precision != DEFAULT_PRECISION else "")
+    )
 
 
 def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -50,6 +57,7 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "budget": cell["budget"],
                 "quantizer": labelled(cell["quantizer"].get("name", "?"), overrides.get("quantizer", {})),
                 "data": describe(overrides.get("data", {})),
+                "precision": cell.get("precision", DEFAULT_PRECISION),
                 "dataset": cell["dataset"],
                 "dataset_label": labels.get("dataset", cell["dataset"]),
                 "model": cell["model"],
@@ -112,7 +120,7 @@ def summarize(cells: pd.DataFrame) -> pd.DataFrame:
     return out.assign(first_seen=first_seen).sort_values(["first_seen", "w_bits", "a_bits"], kind="stable").drop(columns="first_seen").reset_index(drop=True)
 
 
-TABLE = ["suite", "budget", "quantizer", "data"]
+TABLE = ["suite", *SETTING]
 ROW = ["dataset", "model", "w_bits", "a_bits"]
 RERUN = "‡"
 MINUS = "\N{MINUS SIGN}"
@@ -180,7 +188,7 @@ class PaperTable:
 
 def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
     out = []
-    for (suite, budget, quantizer, data), table in summary.groupby(TABLE, sort=False):
+    for (suite, *how), table in summary.groupby(TABLE, sort=False):
         # data-free methods by publication year (baselines first), references last
         order = table.assign(ref=~table["data_free"].astype(bool)).sort_values(["ref", "year", "method_label"], kind="stable")
         methods = list(dict.fromkeys(order["method"]))
@@ -211,11 +219,11 @@ def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
         versions = sorted({v for vs in table["versions"] for v in vs.split(",")})
         out.append(
             PaperTable(
-                title=f"Suite `{suite}` · {setting(budget, quantizer, data)} · seeds {', '.join(map(str, seeds))} · dfqbench {', '.join(versions)}",
+                title=f"Suite `{suite}` · {setting(*how)} · seeds {', '.join(map(str, seeds))} · dfqbench {', '.join(versions)}",
                 header=["Dataset", "Model (FP top-1)", "Bits", *(labels[m] for m in methods)],
                 rows=rows,
                 best=best,
-                notes=notes + _published_notes(table, budget),
+                notes=notes + _published_notes(table, how[0]),
             )
         )
     return out
@@ -301,7 +309,8 @@ def compare(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
 
 def compare_markdown(comparison: pd.DataFrame) -> str:
     parts = []
-    for (suite, budget, quantizer, data), table in comparison.groupby(TABLE, sort=False):
+    for (suite, *how), table in comparison.groupby(TABLE, sort=False):
+        budget = how[0]
         lines = []
         for _, r in table.iterrows():
             has_pub = pd.notna(r["pub_top1"])
@@ -329,7 +338,7 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
         if budget != "paper":
             note += f" Budget `{budget}` is not the papers' schedule: the differences are not a reproduction check."
         parts.append(
-            f"### Ours vs published · suite `{suite}` · {setting(budget, quantizer, data)}\n\n"
+            f"### Ours vs published · suite `{suite}` · {setting(*how)}\n\n"
             + pd.DataFrame(lines, columns=header).to_markdown(index=False, disable_numparse=True)
             + f"\n\n{note}"
         )

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -226,6 +227,21 @@ def test_key_is_a_hash_of_exactly_the_cell():
         assert Cell(**{**base, field: value}).key != key
     # how a configuration was reached (--set or defaults) is not part of the cell's identity
     assert Cell(**base, overrides={"noise": {"batches": 32}}).key == key
+    # nor is the memory layout (a speed setting, like the device); the arithmetic is
+    assert Cell(**base, channels_last=True).key == key
+    assert Cell(**base, precision="bf16").key != key
+
+
+def test_committed_records_keep_their_keys():
+    """Fields added to the cell since (precision, channels_last) leave old keys unchanged, so
+    --resume still finds every committed result."""
+    from dfqbench.plan import Cell
+
+    committed = sorted((Path(__file__).parent.parent / "results").glob("**/records.jsonl"))
+    assert committed
+    for path in committed:
+        for record in RecordStore(path).read():
+            assert Cell(**record["cell"]).key == record["key"], path
 
 
 class TestDataFree:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dfqbench.precision import upcast
+
 
 class BNInputs:
     """Context manager: ``inputs`` holds each BN layer's input of the latest forward."""
@@ -22,7 +24,7 @@ class BNInputs:
         self._handles: list = []
 
     def _capture(self, module: nn.Module, args: tuple) -> None:
-        self.inputs.append(args[0])
+        self.inputs.append(upcast(args[0]))  # statistics in fp32 under --precision bf16 too
 
     def __enter__(self) -> BNInputs:
         self._handles = [layer.register_forward_pre_hook(self._capture) for layer in self.layers]

@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import torch
 
+from dfqbench.precision import full_precision, upcast
+
 #: PSAQ-ViT clamps every step size from below by float32's machine epsilon.
 _PSAQ_EPS = torch.finfo(torch.float32).eps
 
@@ -60,13 +62,15 @@ def sym_fake_quant_channel(w: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 class _IdentitySTE(torch.autograd.Function):
-    """Forward ``fn(x, *args)``; backward passes the gradient to ``x`` unchanged (no clip
-    mask) and to nothing else (ranges get no gradient)."""
+    """Forward ``fn(x, *args)`` in fp32 even under autocast (see :mod:`dfqbench.precision`);
+    backward passes the gradient to ``x`` unchanged (no clip mask) and to nothing else
+    (ranges get no gradient)."""
 
     @staticmethod
     def forward(ctx, x, fn, *args):  # noqa: D102 - autograd protocol
         ctx.num_args = len(args)
-        return fn(x, *args)
+        with full_precision():
+            return fn(upcast(x), *(upcast(a) if isinstance(a, torch.Tensor) else a for a in args))
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102

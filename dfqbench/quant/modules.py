@@ -158,7 +158,7 @@ class QuantAct(nn.Module):
                 return x
         elif not self.calibrated:
             raise RuntimeError("activation quantizer used before its range was calibrated")
-        x_min, x_max = self.x_min.to(x.dtype), self.x_max.to(x.dtype)
+        x_min, x_max = self.x_min, self.x_max
         if self.act_range == "minmax-from-zero":
             # ZeroQ's and ZAQ's quantizer: a degenerate range (a site that only ever saw one
             # value, e.g. a dead ReLU) falls back to the tensor's own min/max

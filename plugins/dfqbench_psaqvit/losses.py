@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from dfqbench.dfq.kd import kl_batchmean
+from dfqbench.precision import full_precision, upcast
 
 #: pixel count of the batch V1's TV target was set for ("for batch_size 32", 3×224×224)
 TV_REFERENCE_VALUES = 32 * 3 * 224 * 224
@@ -36,10 +37,13 @@ def patch_similarity_entropy(attn_v: torch.Tensor, batch: int, bandwidth: float 
     every window too), and the pairwise cosine similarities of the remaining tokens, both
     orders and the diagonal included, of all windows of an image (B′ = batch·windows) form
     that image's sample."""
-    tokens = F.normalize(attn_v.mean(dim=1)[:, 1:], dim=-1)
-    # unit vectors' Gram matrix = cosine similarities, without cosine_similarity's N²·d broadcast
-    similarity = tokens @ tokens.transpose(1, 2)
-    return differential_entropy(similarity.reshape(batch, -1), bandwidth, points)
+    # fp32 under --precision bf16 too: bfloat16 resolves similarities near 1 to 0.004, not
+    # fine enough for a kernel of bandwidth 0.01
+    with full_precision():
+        tokens = F.normalize(upcast(attn_v).mean(dim=1)[:, 1:], dim=-1)
+        # unit vectors' Gram matrix = cosine similarities, without cosine_similarity's N²·d broadcast
+        similarity = tokens @ tokens.transpose(1, 2)
+        return differential_entropy(similarity.reshape(batch, -1), bandwidth, points)
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

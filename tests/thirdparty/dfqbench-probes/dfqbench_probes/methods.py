@@ -62,7 +62,8 @@ class Slow(_Probe):
 
 class Spy(_Probe):
     def quantize(self, teacher, qmodel, task, config, ctx):
-        SEEN.append({"teacher": teacher, "qmodel": qmodel, "task": task, "config": config, "ctx": ctx})
+        SEEN.append({"teacher": teacher, "qmodel": qmodel, "task": task, "config": config, "ctx": ctx,
+                     "autocast": {d: torch.is_autocast_enabled(d) for d in ("cpu", "cuda")}})
         return noise_calibration(qmodel, task, ctx)
 
 
