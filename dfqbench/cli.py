@@ -286,6 +286,45 @@ def table(results, suite, compare):
         click.echo(f"compare: {csv_path}, {md_path}", err=True)
 
 
+@cli.command()
+@click.argument("key", required=False)
+@click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
+@click.option("--suite", default=None, help="Suite [default: every suite with records].")
+@click.option("--method", default=None, help="Only cells of this method.")
+@click.option("--model", default=None, help="Only cells of this model.")
+@click.option("--bits", default=None, help="Only cells at this bit setting (`4` = W4A4, `4w8a`).")
+@click.option("--seed", default=None, type=int, help="Only cells with this seed.")
+@click.option("--budget", default=None, help="Only cells with this budget.")
+@click.option("--precision", default=None, help="Only cells with this precision.")
+def show(key, results, suite, method, model, bits, seed, budget, precision):
+    """One cell in full: settings, outcome, error and the history of every metric its method
+    logged. KEY is a cell key or its first characters; with several matching cells, lists them."""
+    from dfqbench import show as show_
+    from dfqbench.bits import parse_bits
+    from dfqbench.records import RecordStore
+
+    selected_bits = None
+    if bits:
+        parsed = parse_bits(bits)
+        if len(parsed) != 1:
+            raise DfqError(f"--bits {bits} names {len(parsed)} settings; valid: one, such as 4 or 4w8a")
+        selected_bits = parsed[0]
+    paths = [results / suite / "records.jsonl"] if suite else sorted(results.glob("*/records.jsonl"))
+    stores = [RecordStore(path) for path in paths if path.exists()]
+    if not stores:
+        raise DfqError(f"no records under {results}/{suite or '<suite>'}/records.jsonl; run `dfqbench run` first")
+    fields = dict(method=method, model=model, seed=seed, budget=budget, precision=precision)
+    matches = [(store, r) for store in stores for r in show_.select(store.read(), key, selected_bits, **fields)]
+    if not matches:
+        raise DfqError(f"no cell under {results} matches; `dfqbench show` with fewer options lists them")
+    if len(matches) == 1:
+        store, record = matches[0]
+        click.echo(show_.details(record, store.history(record)))
+        return
+    click.echo(show_.listing([r for _, r in matches]))
+    click.echo(f"{len(matches)} cells match: name one by its key (or its first characters) or narrow the options", err=True)
+
+
 @cli.command(name="leaderboard")
 @click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
 def leaderboard_(results):

@@ -72,6 +72,8 @@ class RunContext:
         self._bar: Bar | None = None
         #: last value and count of every logged metric, stored in the record
         self.metrics: dict[str, dict[str, float]] = {}
+        #: every logged value of every metric, in order: the record's log file
+        self.history: dict[str, list[float]] = {}
 
     @contextmanager
     def progress(self, total: int | None, description: str) -> Iterator[Bar]:
@@ -96,6 +98,7 @@ class RunContext:
             entry = self.metrics.setdefault(name, {"last": number, "count": 0})
             entry["last"] = number
             entry["count"] += 1
+            self.history.setdefault(name, []).append(number)
         if self._bar is not None:
             self._bar.note("  ".join(f"{k} {self.metrics[k]['last']:.4g}" for k in values))
 

@@ -21,6 +21,8 @@ from dfqbench.errors import DfqError
 SCHEMA = 1
 STATUSES = ("ok", "failed", "diverged")
 REQUIRED = ("key", "status", "cell")
+#: folder of the per-cell metric histories, beside ``records.jsonl``
+LOGS = "logs"
 
 
 class RecordStore:
@@ -48,6 +50,12 @@ class RecordStore:
             ) from None
 
     def append(self, record: dict[str, Any]) -> None:
+        """Append ``record``. Its ``history`` (every value the method logged, in order) moves
+        to a log file of its own, named in the record as ``log``: curves can be long (one
+        point per PSAQ-ViT V2 cycle) and tables never read them."""
+        history = record.pop("history", None)
+        if history:
+            record["log"] = self._write_log(record["key"], history)
         line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -56,6 +64,26 @@ class RecordStore:
             os.fsync(fd)
         finally:
             os.close(fd)  # closing releases the lock
+
+    def _write_log(self, key: str, history: dict[str, list[float]]) -> str:
+        relative = f"{LOGS}/{key}.json"
+        path = self.path.parent / relative
+        path.parent.mkdir(exist_ok=True)
+        # whole or not at all: written aside, then renamed over a rerun's log of the same cell
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+            json.dump({"key": key, "history": history}, f, allow_nan=False)
+        os.replace(f.name, path)
+        return relative
+
+    def history(self, record: dict[str, Any]) -> dict[str, list[float]]:
+        """The metric history of ``record`` ({} for records made before logs existed)."""
+        if not record.get("log"):
+            return {}
+        path = self.path.parent / record["log"]
+        try:
+            return json.loads(path.read_text())["history"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise DfqError(f"cannot read the log of cell {record['key']} ({path}): {exc}") from None
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():

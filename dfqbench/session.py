@@ -158,7 +158,7 @@ class Session:
             record["finished"] = _now()
             record["peak_mem_mb"], record["peak_mem_scope"] = self._peak_memory()
             if ctx is not None:
-                record["metrics"] = ctx.metrics
+                record["metrics"], record["history"] = ctx.metrics, ctx.history
         return record
 
     def _checked(self, result: Any) -> nn.Module:

@@ -57,3 +57,21 @@ def test_checking_writability_leaves_nothing_behind(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(DfqError, match="Not a directory"):
         RecordStore(tmp_path / "file" / "digits" / "records.jsonl").check_writable(create=False)
+
+
+def test_history_moves_to_a_log_file_replaced_by_a_rerun(tmp_path):
+    store = RecordStore(tmp_path / "digits" / "records.jsonl")
+    store.path.parent.mkdir()
+    first = {"key": "k1", "status": "ok", "cell": {}, "history": {"loss": [3.0, 2.0], "acc": [0.5]}}
+    store.append(first)
+    assert "history" not in first and first["log"] == "logs/k1.json"
+    (record,) = store.read()
+    assert record["log"] == "logs/k1.json" and store.history(record) == {"loss": [3.0, 2.0], "acc": [0.5]}
+    store.append({"key": "k1", "status": "ok", "cell": {}, "history": {"loss": [1.0]}})  # --no-resume
+    assert [store.history(r) for r in store.read()] == [{"loss": [1.0]}] * 2
+    assert sorted(p.name for p in (tmp_path / "digits" / "logs").iterdir()) == ["k1.json"]  # no temporary left
+    store.append({"key": "k2", "status": "failed", "cell": {}, "history": {}})
+    assert "log" not in store.read()[-1] and store.history(store.read()[-1]) == {}
+    (tmp_path / "digits" / "logs" / "k1.json").write_text("{")
+    with pytest.raises(DfqError, match="cannot read the log of cell k1"):
+        store.history(record)

@@ -348,3 +348,49 @@ def test_tuning_sessions_evaluate_on_the_training_split_and_say_so(monkeypatch):
     assert record["eval_split"] == "train" and record["status"] == "ok"
     assert requested == ["train"]  # teacher and quantized model measured on it; validation never loaded
     assert record["fp_top1"] > 99.0  # a teacher is near-perfect on its own training images
+
+
+def test_every_logged_value_is_kept_and_shown(cli, tmp_path):
+    res = cli("run", "--methods", "gdfq,noise", "--models", "resnet20-digits", "--bits", "3,4", "--budget", "smoke",
+              "--results", str(tmp_path))
+    assert res.code == 0, res.err
+    store = RecordStore(tmp_path / "digits" / "records.jsonl")
+    gdfq = [r for r in store.read() if r["cell"]["method"] == "gdfq"]
+    for record in gdfq:
+        history = store.history(record)
+        assert set(history) == set(record["metrics"])
+        for name, values in history.items():  # one value per epoch, the last one the record's
+            assert len(values) == record["metrics"][name]["count"] and values[-1] == record["metrics"][name]["last"]
+    assert len(history["g_loss"]) == 2  # the smoke budget's 2 epochs
+
+    res = cli("show", "--results", str(tmp_path), "--method", "gdfq")
+    assert res.code == 0 and "2 cells match" in res.err
+    assert {gdfq[0]["key"], gdfq[1]["key"]} <= set(res.out.split())
+    res = cli("show", gdfq[1]["key"][:8], "--results", str(tmp_path))
+    assert res.code == 0, res.err
+    lines = res.out.splitlines()
+    assert lines[0].startswith(f"cell {gdfq[1]['key']}: gdfq · digits/resnet20-digits · 4w4a · seed 0 · budget smoke")
+    header = next(line for line in lines if "g_loss" in line)
+    assert [c.strip() for c in header.strip("|").split("|")][1:] == list(store.history(gdfq[1]))
+    row = lines[lines.index(header) + 3]  # header, rule, epoch 0, epoch 1
+    assert float(row.strip("|").split("|")[1]) == pytest.approx(store.history(gdfq[1])["g_loss"][1], rel=1e-5)
+    res = cli("show", "--results", str(tmp_path), "--method", "noise", "--bits", "3")
+    assert res.code == 0 and "noise · digits/resnet20-digits · 3w3a" in res.out
+
+    for args, message in [
+        (("zzz",), "no cell under"),
+        (("--bits", "3,4"), "--bits 3,4 names 2 settings; valid: one, such as 4 or 4w8a"),
+        (("--suite", "cifar10"), "no records under"),
+    ]:
+        res = cli("show", "--results", str(tmp_path), *args)
+        assert res.code == 2 and len(res.err.strip().splitlines()) == 1 and message in res.err, res.err
+
+
+def test_records_made_before_logs_show_without_history(cli):
+    results = Path(__file__).parent.parent / "results"
+    res = cli("show", "--results", str(results), "--method", "zeroq", "--model", "resnet20-digits", "--bits", "3", "--seed", "0",
+              "--budget", "default")
+    assert res.code == 0 and "2 cells match" in res.err  # the two quantizers
+    key = res.out.splitlines()[2].split("|")[1].strip()
+    res = cli("show", key, "--results", str(results))
+    assert res.code == 0 and "no metric history" in res.out and "status ok" in res.out

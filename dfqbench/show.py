@@ -1,0 +1,75 @@
+"""``dfqbench show``: find cells among the stored records, and print one cell in full — its
+settings, outcome, error and the history of everything its method logged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from dfqbench.bits import label
+from dfqbench.precision import DEFAULT as DEFAULT_PRECISION
+from dfqbench.records import latest
+
+
+def select(records: list[dict[str, Any]], key: str | None, bits: tuple[int, int] | None, **fields: Any) -> list[dict[str, Any]]:
+    """The latest record of every cell whose key starts with ``key`` and whose cell has
+    ``bits`` and the given field values (None: any)."""
+    out = []
+    for record in latest(records):
+        cell = record["cell"]
+        if key and not record["key"].startswith(key):
+            continue
+        if bits and (cell["w_bits"], cell["a_bits"]) != bits:
+            continue
+        values = {**cell, "precision": cell.get("precision", DEFAULT_PRECISION)}
+        if any(value is not None and values.get(name) != value for name, value in fields.items()):
+            continue
+        out.append(record)
+    return out
+
+
+def listing(records: list[dict[str, Any]]) -> str:
+    """Several cells, one line each: enough to pick one by its key."""
+    rows = [
+        {
+            "key": r["key"],
+            "method": r["cell"]["method"],
+            "model": r["cell"]["model"],
+            "bits": label(r["cell"]["w_bits"], r["cell"]["a_bits"]),
+            "seed": r["cell"]["seed"],
+            "budget": r["cell"]["budget"],
+            "quantizer": r["cell"]["quantizer"].get("name", "?"),
+            "precision": r["cell"].get("precision", DEFAULT_PRECISION),
+            "status": r["status"],
+            "top-1": "–" if r.get("top1") is None else f"{r['top1']:.2f}",
+            "finished": r.get("finished", "?"),  # a cell rerun under newer defaults is a newer line
+        }
+        for r in records
+    ]
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+
+
+def details(record: dict[str, Any], history: dict[str, list[float]]) -> str:
+    """One cell: settings, outcome and its metric history (one row per ``ctx.log`` call)."""
+    cell = record["cell"]
+    top1 = "–" if record.get("top1") is None else f"{record['top1']:.2f} (FP {record['fp_top1']:.2f})"
+    lines = [
+        f"cell {record['key']}: {cell['method']} · {cell['dataset']}/{cell['model']} · {label(cell['w_bits'], cell['a_bits'])} · "
+        f"seed {cell['seed']} · budget {cell['budget']} · precision {cell.get('precision', DEFAULT_PRECISION)}",
+        f"status {record['status']} · top-1 {top1} · {record.get('wall_time_s', 0):.0f} s on {record.get('device', '?')} · "
+        f"finished {record.get('finished', '?')}",
+        f"quantizer {json.dumps(cell['quantizer'], sort_keys=True)}",
+        f"config {json.dumps(cell['config'], sort_keys=True)}",
+    ]
+    if record.get("error"):
+        lines += [f"error {record['error'].get('type')}: {record['error'].get('message')}", record["error"].get("traceback", "").rstrip()]
+    if history:
+        frame = pd.DataFrame({name: pd.Series(values, dtype=float) for name, values in history.items()})
+        frame.index.name = "log"
+        lines += ["", frame.to_markdown(floatfmt=".6g")]
+    else:
+        lines.append("no metric history (the method logged nothing, or the record predates logs)")
+    return "\n".join(lines)
+
