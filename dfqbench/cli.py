@@ -92,7 +92,7 @@ def cli() -> None:
               "ray.remote's for ray (num_gpus=1, num_cpus=4); repeatable.")
 @click.option("--precision", "precision_", default="fp32", show_default=True,
               help="fp32 | bf16: the methods' passes under bfloat16 autocast, a recorded deviation (fake quantization, "
-              "BN statistics, generators, ZeroQ's distillation and evaluation stay fp32).")
+              "BN statistics, PSAQ-ViT's entropy, generators, ZeroQ's distillation and evaluation stay fp32).")
 @click.option("--channels-last", is_flag=True, help="Teacher and quantized model in channels_last layout (a speed setting: not part of the key).")
 @click.option("--dry-run", is_flag=True, help="Print the cells that would run (after --resume) and run nothing.")
 def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir, jobs,

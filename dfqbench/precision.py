@@ -37,8 +37,10 @@ def check(precision: str, device: torch.device | None = None) -> str:
     """``precision`` if it is valid (and, given a device, supported there), else one clear error."""
     if precision not in PRECISIONS:
         raise unknown("precision", precision, PRECISIONS)
-    if precision == "bf16" and device is not None and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise DfqError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 support; valid choices here: fp32")
+    # bf16 tensor cores from compute capability 8.0 (A100) on; torch.cuda.is_bf16_supported()
+    # also counts the slow emulation older GPUs offer, and looks at the current GPU only
+    if precision == "bf16" and device is not None and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
+        raise DfqError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bfloat16 tensor cores; valid choices here: fp32")
     return precision
 
 

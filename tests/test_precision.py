@@ -74,6 +74,8 @@ def test_generators_stay_fp32_under_autocast():
     for generator, args in [
         (GDFQGenerator(10, (1, 8, 8)), (z, labels)),
         (QimeraGenerator(10, (1, 8, 8), 100), (z, labels)),
+        (QimeraGenerator(10, (1, 8, 8), 100, dm_dim=100), (z, labels)),  # with the disentanglement mapping
+        (QimeraGenerator(10, (1, 8, 8), 100, dm_dim=100), (z[:, None].expand(8, 2, 100), labels[:, None].expand(8, 2), torch.full((8, 2), 0.5))),
         (UnconditionalGenerator((1, 8, 8), 100), (z,)),
     ]:
         reference = generator(*args)
@@ -103,6 +105,32 @@ def test_zeroq_distils_in_fp32_under_autocast():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             runs.append(zeroq.distill(teacher, digits, cfg, ctx))
     assert torch.equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+
+
+def test_fp64_activations_are_quantized_in_fp64():
+    act = QuantAct(4)
+    act.x_min.fill_(-0.3337)
+    act.x_max.fill_(1.2345)
+    act.num_updates.fill_(1)
+    x = torch.linspace(-0.5, 1.5, 1001, dtype=torch.float64)
+    expected = asym_fake_quant(x, torch.tensor(-0.3337).double(), torch.tensor(1.2345).double(), 4)
+    assert torch.equal(act(x), expected)
+
+
+def test_bf16_needs_bf16_tensor_cores(monkeypatch):
+    """A GPU before compute capability 8.0 only emulates bfloat16: one clear error, though
+    torch.cuda.is_bf16_supported() would say yes."""
+    from dfqbench import precision
+    from dfqbench.errors import DfqError
+
+    capability = {0: (8, 0), 1: (7, 0)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability[device.index])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: f"GPU {device.index}")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert precision.check("bf16", torch.device("cuda:0")) == "bf16"
+    assert precision.check("fp32", torch.device("cuda:1")) == "fp32"
+    with pytest.raises(DfqError, match=r"^--precision bf16: GPU 1 has no bfloat16 tensor cores; valid choices here: fp32$"):
+        precision.check("bf16", torch.device("cuda:1"))
 
 
 def test_bf16_cell_runs_under_autocast_and_is_recorded_apart(cli, probes, tmp_path):

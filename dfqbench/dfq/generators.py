@@ -157,16 +157,19 @@ class QimeraGenerator(nn.Module):
             # BatchNorm1d on the transposed (D, B) tensor: biased variance, eps 1e-5).
             e = self.label_emb(labels) + self.noise_scale * z
             e = (e - e.mean(dim=1, keepdim=True)) / torch.sqrt(e.var(dim=1, unbiased=False, keepdim=True) + 1e-5)
-            if self.fc_reducer is not None:
-                e = self.fc_reducer(e)
-            return self.trunk(e, (labels,))
+            return self.trunk(self._mapped(e), (labels,))
         # Mixed path: the reference transposes (B, K, D) to (D, K, B), so each slot k is
         # standardised over all D·B values of the batch, not per sample.
         e = self.label_emb(labels) + self.noise_scale * z
         e = (e - e.mean(dim=(0, 2), keepdim=True)) / torch.sqrt(e.var(dim=(0, 2), unbiased=False, keepdim=True) + 1e-5)
-        if self.fc_reducer is not None:
-            e = self.fc_reducer(e)
-        return self.trunk((weights[..., None] * e).sum(dim=1), (labels, weights))
+        return self.trunk((weights[..., None] * self._mapped(e)).sum(dim=1), (labels, weights))
+
+    def _mapped(self, e: torch.Tensor) -> torch.Tensor:
+        """The disentanglement mapping, if on; fp32 like the trunk it feeds."""
+        if self.fc_reducer is None:
+            return e
+        with full_precision():
+            return self.fc_reducer(upcast(e))
 
 
 class UnconditionalGenerator(nn.Module):

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfqbench.precision import upcast
 from dfqbench.quant.functional import (
     asym_fake_quant,
     asym_fake_quant_ste,
@@ -158,7 +159,8 @@ class QuantAct(nn.Module):
                 return x
         elif not self.calibrated:
             raise RuntimeError("activation quantizer used before its range was calibrated")
-        x_min, x_max = self.x_min, self.x_max
+        # the ranges in the dtype the quantizer computes in: fp64 for fp64, fp32 for fp32 and bf16
+        x_min, x_max = self.x_min.to(upcast(x).dtype), self.x_max.to(upcast(x).dtype)
         if self.act_range == "minmax-from-zero":
             # ZeroQ's and ZAQ's quantizer: a degenerate range (a site that only ever saw one
             # value, e.g. a dead ReLU) falls back to the tensor's own min/max
