@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import torch
 from torch.utils.data import Dataset
 
+from dfqbench import precision as precision_
 from dfqbench.api import Task
 from dfqbench.errors import DataFreeViolation, Diverged
 from dfqbench.progress import SILENT, Bar, Display
@@ -58,7 +59,7 @@ class RunContext:
         display: Display = SILENT,
         shared: SharedWork | None = None,
         real_data: Callable[[str], Dataset] | None = None,
-        precision: str = "fp32",
+        precision: str = precision_.DEFAULT,
     ):
         self.task = task
         self.device = device

@@ -10,8 +10,8 @@ heading names it. What must stay exact stays in fp32 under either setting:
 * the BN-statistics losses and PSAQ-ViT's patch-similarity entropy: variances and a
   kernel density of bandwidth 0.01 on cosine similarities need more than bfloat16's
   ~0.4 % resolution;
-* the generators' ACGAN trunk (:mod:`dfqbench.dfq.generators` says why: in bf16 GDFQ's
-  generator never learned);
+* the generators' ACGAN trunk and ZeroQ's distillation (the comments there say why: in
+  bf16 GDFQ's generator never learned and ZeroQ's distillation stalled);
 * evaluation (the harness runs it outside autocast), so a bf16 cell's top-1 is that of the
   exact fake-quantized model.
 
