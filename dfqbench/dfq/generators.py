@@ -93,7 +93,7 @@ class ACGANTrunk(nn.Module):
         # (eps 0.8) subtracts a batch mean from values rounded to 8 bits, and what is left is
         # mostly rounding. With this trunk in bf16, GDFQ's generator never learned (digits
         # ResNet-20 W4A4, seed 0: 60.10 top-1, vs 95.33 in fp32 and 96.99 with only the
-        # generator in fp32; bench/precision.py and the README).
+        # generator in fp32; tools/bf16_fragile_parts.py).
         with full_precision():
             x = self.l1(upcast(h)).view(h.shape[0], 128, self.init_size, self.init_size)
             x = F.interpolate(self._norm(self.norm0, x, cond), scale_factor=2)

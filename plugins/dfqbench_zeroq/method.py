@@ -59,7 +59,7 @@ def distill(teacher: torch.nn.Module, task: Task, cfg: ZeroQConfig, ctx: RunCont
     teacher.eval()
     # fp32 under --precision bf16 too: per-image statistics of bfloat16 convolution outputs
     # are mostly rounding, and the distillation stalled (digits ResNet-20, seed 0: final loss
-    # 2667 vs 258, top-1 at chance)
+    # 2667 vs 258, top-1 at chance; tools/bf16_fragile_parts.py)
     with full_precision(), BNInputs(teacher) as bn, ctx.progress(cfg.iterations, "ZeroQ data distillation") as bar:
         for _ in range(cfg.iterations):
             bn.clear()
