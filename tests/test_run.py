@@ -191,6 +191,11 @@ def test_each_cell_is_isolated(cli, probes, tmp_path):
     assert status["noise"]["status"] == "ok"  # the run went on after every failure
     table = (tmp_path / "digits" / "table.md").read_text()
     assert "| failed" in table and "| diverged" in table
+    res = cli("show", "--results", str(tmp_path), "--method", "probe-fail")  # the error, with where it happened
+    assert res.code == 0 and "status failed · top-1 –" in res.out and "error ValueError: probe failure" in res.out
+    assert 'raise ValueError("probe failure")' in res.out
+    res = cli("show", "--results", str(tmp_path), "--method", "probe-nan")  # what was logged up to the divergence
+    assert res.code == 0 and "status diverged" in res.out and "loss became nan" in res.out
 
 
 def test_third_party_plugin_runs_in_a_matrix(cli, example_plugin, tmp_path):
