@@ -75,3 +75,22 @@ def example_plugin(site):
 def probes(site):
     install_dist(site, "dfqbench-probes", "0.0.1", {"probes": "dfqbench_probes"}, [THIRDPARTY / "dfqbench-probes" / "dfqbench_probes"])
     return site
+
+
+@pytest.fixture
+def zeroq_bench():
+    """What ZeroQ's ``distill`` needs, without a session: a randomly initialised digits
+    ResNet-20 (eval mode), its task, and a context with a silent progress bar."""
+    import contextlib
+    from types import SimpleNamespace
+
+    import torch
+
+    from dfqbench.api import Task
+    from dfqbench.models.cifar_resnet import CIFARResNet
+
+    torch.manual_seed(0)
+    teacher = CIFARResNet(1, 10, 20, (4, 8, 16)).eval()
+    task = Task("s", "digits", "r", "cnn", 10, (1, 8, 8), (0.5,), (0.5,), 4, 4)
+    ctx = SimpleNamespace(device=torch.device("cpu"), progress=lambda *_: contextlib.nullcontext(SimpleNamespace(advance=lambda: None)))
+    return teacher, task, ctx

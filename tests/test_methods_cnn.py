@@ -43,18 +43,11 @@ def test_zeroq_distils_once_per_model_and_seed(monkeypatch):
     assert alone == shared[2]  # the reused batch equals a freshly distilled one
 
 
-def test_zeroq_distillation_lowers_the_bn_statistics_loss():
-    import contextlib
-    from types import SimpleNamespace
-
+def test_zeroq_distillation_lowers_the_bn_statistics_loss(zeroq_bench):
     import dfqbench_zeroq.method as zeroq
     from dfqbench.dfq.bn_stats import BNInputs, zeroq_bns_loss
-    from dfqbench.models.cifar_resnet import CIFARResNet
 
-    torch.manual_seed(0)
-    teacher = CIFARResNet(1, 10, 20, (4, 8, 16)).eval()
-    digits = Task("s", "digits", "r", "cnn", 10, (1, 8, 8), (0.5,), (0.5,), 4, 4)
-    ctx = SimpleNamespace(device=torch.device("cpu"), progress=lambda *_: contextlib.nullcontext(SimpleNamespace(advance=lambda: None)))
+    teacher, digits, ctx = zeroq_bench
     cfg = dataclasses.replace(zeroq.ZeroQConfig(), iterations=50)
     torch.manual_seed(1)
     start = zeroq.initial_images(cfg, digits.input_shape, ctx.device)

@@ -84,20 +84,13 @@ def test_generators_stay_fp32_under_autocast():
         assert images.dtype == torch.float32 and torch.equal(images, reference), type(generator).__name__
 
 
-def test_zeroq_distils_in_fp32_under_autocast():
+def test_zeroq_distils_in_fp32_under_autocast(zeroq_bench):
     """In bf16 the distillation stalled (loss 2667 vs 258, top-1 at chance): it runs in fp32."""
-    import contextlib
     import dataclasses
-    from types import SimpleNamespace
 
     import dfqbench_zeroq.method as zeroq
-    from dfqbench.api import Task
-    from dfqbench.models.cifar_resnet import CIFARResNet
 
-    torch.manual_seed(0)
-    teacher = CIFARResNet(1, 10, 20, (4, 8, 16)).eval()
-    digits = Task("s", "digits", "r", "cnn", 10, (1, 8, 8), (0.5,), (0.5,), 4, 4)
-    ctx = SimpleNamespace(device=torch.device("cpu"), progress=lambda *_: contextlib.nullcontext(SimpleNamespace(advance=lambda: None)))
+    teacher, digits, ctx = zeroq_bench
     cfg = dataclasses.replace(zeroq.ZeroQConfig(), iterations=5)
     runs = []
     for autocast in (False, True):
