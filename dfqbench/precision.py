@@ -44,6 +44,11 @@ def check(precision: str, device: torch.device | None = None) -> str:
     return precision
 
 
+def of(cell: dict) -> str:
+    """The precision of a stored cell: records made before the field existed ran in fp32."""
+    return cell.get("precision", DEFAULT)
+
+
 def autocast(device: torch.device, precision: str):
     """The context a method runs in: autocast to bfloat16 for ``bf16``, nothing for ``fp32``."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=check(precision) == "bf16")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from dfqbench import precision
 from dfqbench.bits import label
-from dfqbench.precision import DEFAULT as DEFAULT_PRECISION
 from dfqbench.records import latest
 
 
@@ -23,7 +23,7 @@ def select(records: list[dict[str, Any]], key: str | None, bits: tuple[int, int]
             continue
         if bits and (cell["w_bits"], cell["a_bits"]) != bits:
             continue
-        values = {**cell, "precision": cell.get("precision", DEFAULT_PRECISION)}
+        values = {**cell, "precision": precision.of(cell)}
         if any(value is not None and values.get(name) != value for name, value in fields.items()):
             continue
         out.append(record)
@@ -41,7 +41,7 @@ def listing(records: list[dict[str, Any]]) -> str:
             "seed": r["cell"]["seed"],
             "budget": r["cell"]["budget"],
             "quantizer": r["cell"]["quantizer"].get("name", "?"),
-            "precision": r["cell"].get("precision", DEFAULT_PRECISION),
+            "precision": precision.of(r["cell"]),
             "status": r["status"],
             "top-1": "–" if r.get("top1") is None else f"{r['top1']:.2f}",
             "finished": r.get("finished", "?"),  # a cell rerun under newer defaults is a newer line
@@ -57,7 +57,7 @@ def details(record: dict[str, Any], history: dict[str, list[float]]) -> str:
     top1 = "–" if record.get("top1") is None else f"{record['top1']:.2f} (FP {record['fp_top1']:.2f})"
     lines = [
         f"cell {record['key']}: {cell['method']} · {cell['dataset']}/{cell['model']} · {label(cell['w_bits'], cell['a_bits'])} · "
-        f"seed {cell['seed']} · budget {cell['budget']} · precision {cell.get('precision', DEFAULT_PRECISION)}",
+        f"seed {cell['seed']} · budget {cell['budget']} · precision {precision.of(cell)}",
         f"status {record['status']} · top-1 {top1} · {record.get('wall_time_s', 0):.0f} s on {record.get('device', '?')} · "
         f"finished {record.get('finished', '?')}",
         f"quantizer {json.dumps(cell['quantizer'], sort_keys=True)}",
@@ -72,4 +72,3 @@ def details(record: dict[str, Any], history: dict[str, list[float]]) -> str:
     else:
         lines.append("no metric history (the method logged nothing, or the record predates logs)")
     return "\n".join(lines)
-

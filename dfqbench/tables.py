@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import pandas as pd
 from dfqbench import published as pub
 from dfqbench.overrides import describe, labelled
 from dfqbench.precision import DEFAULT as DEFAULT_PRECISION
+from dfqbench.precision import of as precision_of
 from dfqbench.records import latest
 
 #: what a table's numbers were obtained under: never mixed in one table
@@ -57,7 +58,7 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "budget": cell["budget"],
                 "quantizer": labelled(cell["quantizer"].get("name", "?"), overrides.get("quantizer", {})),
                 "data": describe(overrides.get("data", {})),
-                "precision": cell.get("precision", DEFAULT_PRECISION),
+                "precision": precision_of(cell),
                 "dataset": cell["dataset"],
                 "dataset_label": labels.get("dataset", cell["dataset"]),
                 "model": cell["model"],
