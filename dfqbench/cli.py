@@ -150,8 +150,9 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     for why in plan.skipped:
         console.print(f"note: skipped {why}")
     if dry_run:
+        # nothing is loaded, so a record made with other teacher weights still counts as done here
         todo, outcome = pending(plan.cells, store, resume)
-        console.print(f"{len(plan.cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run; dry run: nothing runs")
+        outcome.announce(console, len(todo), "; dry run: nothing runs")
         if todo:
             click.echo(describe_cells(todo))
         return

@@ -1,7 +1,8 @@
 """The local executors: the plan's cells in this process one after another, or in ``jobs``
 worker processes (one GPU each, round-robin, or a share of the CPU threads each).
 
-Cells whose key already has an ``ok`` record are skipped (``--resume``). Each finished
+Cells whose latest record is ``ok`` and was made with the same teacher weights are skipped
+(``--resume``, :func:`pending`). Each finished
 cell is appended to the records at once (by the process that ran it; appends are locked),
 so Ctrl-C loses at most the cells in progress. Workers take the cells of one (model, seed,
 method) together, so work a method shares across bit-widths (ZeroQ's distilled batch) is
@@ -13,6 +14,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import signal
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,12 @@ class Outcome:
     skipped: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     lost: int = 0  #: cells left without a record by a job that died (Slurm, Ray)
+    notes: list[str] = field(default_factory=list)  #: why done cells run again
+
+    def announce(self, display: Display, todo: int, how: str = "") -> None:
+        for note in self.notes:
+            display.print(note)
+        display.print(f"{self.planned} cells planned, {self.skipped} already done, {todo} to run{how}")
 
     def count(self, record: dict, display: Display) -> None:
         self.statuses[record["status"]] = self.statuses.get(record["status"], 0) + 1
@@ -46,16 +54,46 @@ class Outcome:
             overall.advance()
 
 
-def pending(cells: list[Cell], store: RecordStore, resume: bool) -> tuple[list[Cell], Outcome]:
-    """The cells still to run (with ``resume``, those without an ``ok`` record) and the tally so far."""
-    done = store.ok_keys() if resume else set()
-    todo = [cell for cell in cells if cell.key not in done]
-    return todo, Outcome(planned=len(cells), skipped=len(cells) - len(todo))
+def pending(cells: list[Cell], store: RecordStore, resume: bool, session: Session | None = None) -> tuple[list[Cell], Outcome]:
+    """The cells still to run and the tally so far. With ``resume`` a cell is done when its
+    latest record is ``ok`` and, given the ``session`` that would run it, was made with the
+    teacher weights that session loads (same sha256; records from before the digest are taken
+    as they are). A record made with other weights (another ``--weights`` file, a teacher
+    that trained to other bits on this machine) does not count: its cell runs again, with a
+    note, and its new record supersedes the old one in the tables."""
+    done = store.done() if resume else {}
+    todo: list[Cell] = []
+    stale: Counter = Counter()
+    for cell in cells:
+        record = done.get(cell.key)
+        made_with = record and record.get("teacher_sha256")
+        now = _teacher_sha256(session, cell) if made_with else None
+        if record is None or (now and made_with != now):
+            todo.append(cell)
+            if record is not None:
+                stale[(cell.model, made_with, now)] += 1
+    notes = [
+        f"note: {n} ok record(s) of {model} were made with other teacher weights (sha256 {old[:12]}…, this run's {new[:12]}…): "
+        "those cells run again"
+        for (model, old, new), n in stale.items()
+    ]
+    return todo, Outcome(planned=len(cells), skipped=len(cells) - len(todo), notes=notes)
+
+
+def _teacher_sha256(session: Session | None, cell: Cell) -> str | None:
+    if session is None:
+        return None
+    try:
+        return session.teacher_sha256(cell.dataset, cell.model, cell.data)
+    except DfqError:
+        raise
+    except Exception:  # noqa: BLE001 - a teacher that does not load leaves nothing to compare; its cells record why if they run
+        return None
 
 
 def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display) -> Outcome:
-    todo, outcome = pending(cells, store, resume)
-    display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run")
+    todo, outcome = pending(cells, store, resume, session)
+    outcome.announce(display, len(todo))
     with display:
         session.prepare(todo)
         with display.bar("cells", len(todo), transient=False) as overall:
@@ -91,8 +129,8 @@ def worker_devices(device: torch.device, jobs: int) -> list[str]:
 def run_parallel(
     cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display, jobs: int, spec: WorkerSpec
 ) -> Outcome:
-    todo, outcome = pending(cells, store, resume)
-    display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run in {jobs} processes")
+    todo, outcome = pending(cells, store, resume, session)
+    outcome.announce(display, len(todo), f" in {jobs} processes")
     context = multiprocessing.get_context("spawn")
     devices = context.Queue()
     for device in worker_devices(torch.device(spec.device), jobs):

@@ -37,10 +37,10 @@ def run_ray(
     cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display, spec: WorkerSpec, options: dict[str, object]
 ) -> Outcome:
     ray = require("ray", "ray")
-    todo, outcome = pending(cells, store, resume)
+    todo, outcome = pending(cells, store, resume, session)
     units = work_units(todo, 1)
     if not units:
-        display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, 0 to run")
+        outcome.announce(display, 0)
         return outcome
     session.prepare(todo, evaluate=False)  # missing data stops us here; weights cached once, for every task
     started = not ray.is_initialized()
@@ -57,7 +57,7 @@ def run_ray(
         # max_calls=1: a fresh worker process per task, so no task inherits another's CUDA context
         task = ray.remote(max_calls=1)(run_unit).options(**{"num_cpus": 1, "num_gpus": 1 if wants_gpu else 0, "max_retries": 0, **options})
         cpus = ray.cluster_resources().get("CPU", 0)
-        display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run as {len(units)} Ray tasks on {cpus:.0f} CPUs, {gpus:.0f} GPUs")
+        outcome.announce(display, len(todo), f" as {len(units)} Ray tasks on {cpus:.0f} CPUs, {gpus:.0f} GPUs")
         earlier = len(store.read())  # records appended from here on are this run's
         unit_of = {task.remote(spec, unit, earlier): unit for unit in units}
         waiting = list(unit_of)

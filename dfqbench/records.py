@@ -96,8 +96,10 @@ class RecordStore:
                 records.append(parse_line(line, self.path, number))
         return records
 
-    def ok_keys(self) -> set[str]:
-        return {r["key"] for r in self.read() if r["status"] == "ok"}
+    def done(self) -> dict[str, dict[str, Any]]:
+        """The cells whose latest record is ``ok``, by key (a failed rerun undoes an earlier ``ok``,
+        as it does in the tables; the earlier record stays in the file)."""
+        return {r["key"]: r for r in latest(self.read()) if r["status"] == "ok"}
 
 
 def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from dfqbench.records import SCHEMA
 from dfqbench.registry import Registry
 from dfqbench.seeding import describe_device, seed_everything
 from dfqbench.zoo import ZooEnv
+from dfqbench.zoo.store import weights_sha256
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Teacher:
     module: nn.Module
     fp_top1: float
     fp_top5: float
+    sha256: str  #: of the weights (:func:`~dfqbench.zoo.store.weights_sha256`), in every record
     weights: dict[str, Any] | None = None  #: provenance of the pretrained weights, if the loader gave it
 
 
@@ -71,6 +73,7 @@ class Session:
         self.display = display
         self.shared = SharedWork()
         self._teachers: dict[tuple, Teacher] = {}
+        self._modules: dict[tuple, tuple[nn.Module, str]] = {}
         self._splits: dict[tuple, Dataset] = {}
 
     # -- shared state -------------------------------------------------------------------
@@ -85,18 +88,28 @@ class Session:
         """The frozen FP teacher and its accuracy on the evaluation split, once per (dataset, model)."""
         key = (dataset, model, _frozen(settings))
         if key not in self._teachers:
-            split, module = self._load(dataset, model, settings)
+            split, (module, sha256) = self._load(dataset, model, settings)
             module = freeze(module.to(self.device))
             top1, top5 = evaluate(module, split, self.device)
-            self._teachers[key] = Teacher(module, top1, top5, self.zoo.weights_used.get((dataset, model)))
+            self._teachers[key] = Teacher(module, top1, top5, sha256, self.zoo.weights_used.get((dataset, model)))
             self.display.print(f"teacher {model} on {dataset}: FP top-1 {top1:.2f}%")
         return self._teachers[key]
 
+    def teacher_sha256(self, dataset: str, model: str, settings: dict[str, Any]) -> str:
+        """The digest of the teacher's weights, loading (or training) them but neither the data nor the FP accuracy."""
+        return self._module(dataset, model, settings)[1]
+
     def _load(self, dataset: str, model: str, settings: dict[str, Any]):
         # the split first: missing data is reported before any download of weights
-        split = self.split(dataset, self.eval_split, settings)
-        info = self.registry.model(model).info
-        return split, load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
+        return self.split(dataset, self.eval_split, settings), self._module(dataset, model, settings)
+
+    def _module(self, dataset: str, model: str, settings: dict[str, Any]) -> tuple[nn.Module, str]:
+        key = (dataset, model, _frozen(settings))
+        if key not in self._modules:
+            info = self.registry.model(model).info
+            module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
+            self._modules[key] = module, weights_sha256(module)
+        return self._modules[key]
 
     def prepare(self, cells: list[Cell], evaluate: bool = True) -> None:
         """Load every teacher the cells need (weights, validation split, FP accuracy) up
@@ -128,7 +141,7 @@ class Session:
         ctx = None
         try:
             teacher = self.teacher(cell.dataset, cell.model, cell.data)
-            record.update(fp_top1=teacher.fp_top1, fp_top5=teacher.fp_top5, weights=teacher.weights)
+            record.update(fp_top1=teacher.fp_top1, fp_top5=teacher.fp_top5, teacher_sha256=teacher.sha256, weights=teacher.weights)
             seed_everything(cell.seed)
             task = make_task(self.registry, cell.suite, cell.dataset, cell.model, cell.w_bits, cell.a_bits, cell.data)
             config = resolved_config(self.registry, cell)
@@ -184,6 +197,7 @@ class Session:
             "top5": None,
             "fp_top1": None,
             "fp_top5": None,
+            "teacher_sha256": None,
             "weights": None,
             "labels": {
                 "method": entry.info.display_name,

@@ -62,6 +62,7 @@ def details(record: dict[str, Any], history: dict[str, list[float]]) -> str:
         f"finished {record.get('finished', '?')}",
         f"quantizer {json.dumps(cell['quantizer'], sort_keys=True)}",
         f"config {json.dumps(cell['config'], sort_keys=True)}",
+        f"teacher weights sha256 {record.get('teacher_sha256') or '– (the record predates the digest)'}",
     ]
     if record.get("error"):
         lines += [f"error {record['error'].get('type')}: {record['error'].get('message')}", record["error"].get("traceback", "").rstrip()]

@@ -95,10 +95,10 @@ def run_slurm(
     """Run the pending cells as a job array on ``cluster`` (submitit's ``local`` runs the same
     jobs as local processes: the tests use it) and wait for them."""
     submitit = require("submitit", "slurm")
-    todo, outcome = pending(cells, store, resume)
+    todo, outcome = pending(cells, store, resume, session)
     units = work_units(todo, 1)
     folder = store.path.parent / "slurm"
-    display.print(f"{len(cells)} cells planned, {outcome.skipped} already done, {len(todo)} to run as {len(units)} {cluster} jobs (logs: {folder})")
+    outcome.announce(display, len(todo), f" as {len(units)} {cluster} jobs (logs: {folder})")
     if not units:
         return outcome
     session.prepare(todo, evaluate=False)  # missing data stops us here; weights cached once, for every job

@@ -74,6 +74,7 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "top1": r.get("top1"),
                 "top5": r.get("top5"),
                 "fp_top1": r.get("fp_top1"),
+                "teacher": (r.get("teacher_sha256") or "")[:12],
                 "wall_s": r.get("wall_time_s"),
                 "version": r.get("versions", {}).get("dfqbench", "?"),
                 "effective": json.dumps([cell["config"], cell["quantizer"], cell.get("data", {})], sort_keys=True),
@@ -101,6 +102,7 @@ def summarize(cells: pd.DataFrame) -> pd.DataFrame:
                 "seeds": ",".join(str(s) for s in sorted(group["seed"])),
                 "failures": ",".join(sorted(set(group["status"]) - {"ok"})),
                 "fp_top1": group["fp_top1"].dropna().mean(),
+                "teacher_sha256": ",".join(sorted(set(group["teacher"]) - {""})),
                 "wall_s": group["wall_s"].sum(),  # every seed's cell, failed ones too: what the entry cost
                 "dataset_label": group["dataset_label"].iloc[-1],
                 "model_label": group["model_label"].iloc[-1],
@@ -224,7 +226,7 @@ def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
                 header=["Dataset", "Model (FP top-1)", "Bits", *(labels[m] for m in methods)],
                 rows=rows,
                 best=best,
-                notes=notes + _published_notes(table, how[0]),
+                notes=notes + _mixed_teacher_notes(table) + _published_notes(table, how[0]),
             )
         )
     return out
@@ -263,6 +265,20 @@ def latex(summary: pd.DataFrame) -> str:
         caption = _tex(f"{t.title}. " + " ".join(t.notes))
         parts.append(frame_.to_latex(index=False, escape=False, column_format="lll" + "c" * (len(t.header) - 3), caption=caption))
     return "\n".join(parts)
+
+
+def _mixed_teacher_notes(table: pd.DataFrame) -> list[str]:
+    """A model whose entries were made with different weights (a ``--weights`` file changed
+    between runs into one results folder) cannot be read across its row."""
+    notes = []
+    for (_, model), group in table.groupby(["dataset", "model_label"], sort=False):
+        digests = sorted({d for joined in group["teacher_sha256"] for d in joined.split(",") if d})
+        if len(digests) > 1:
+            notes.append(
+                f"Not comparable: the {model} entries were made with {len(digests)} different teacher weights "
+                f"(sha256 {', '.join(d + '…' for d in digests)}); rerun them with one."
+            )
+    return notes
 
 
 def _published_notes(table: pd.DataFrame, budget: str) -> list[str]:
@@ -346,8 +362,8 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-SUMMARY_COLUMNS = KEYS + ["top1_mean", "top1_std", "top5_mean", "n_ok", "n_seeds", "seeds", "failures", "fp_top1", "data_free",
-                          "wall_s", "pub_top1", "pub_rerun", "pub_source", "pub_fp_top1", "delta"]
+SUMMARY_COLUMNS = KEYS + ["top1_mean", "top1_std", "top5_mean", "n_ok", "n_seeds", "seeds", "failures", "fp_top1", "teacher_sha256",
+                          "data_free", "wall_s", "pub_top1", "pub_rerun", "pub_source", "pub_fp_top1", "delta"]
 COMPARE_COLUMNS = KEYS + ["label", "ours", "top1_mean", "top1_std", "n_ok", "fp_top1", "pub_top1", "pub_top1_std",
                           "pub_fp_top1", "pub_rerun", "pub_source", "delta"]
 

@@ -8,6 +8,7 @@ from torch.utils.data import TensorDataset
 from dfqbench.api import DatasetInfo
 from dfqbench.data import digits
 from dfqbench.evaluate import evaluate
+from dfqbench.models.cifar_resnet import CIFARResNet
 from dfqbench.registry import load_registry
 from dfqbench.zoo import ZooEnv
 from dfqbench.zoo.train import Recipe, train_classifier
@@ -88,3 +89,30 @@ def test_evaluate_counts_top1_and_top5_hits_over_batches():
     top1, top5 = evaluate(model, TensorDataset(logits, labels), torch.device("cpu"), batch_size=2)
     assert (top1, top5) == (pytest.approx(100 / 3), pytest.approx(200 / 3))
     assert model.training  # the caller's mode is restored
+
+
+def test_weights_digest_is_the_weights_not_the_file_or_the_object(tmp_path):
+    from dfqbench.zoo.store import load_state_dict, save_state_dict, weights_sha256
+
+    torch.manual_seed(0)
+    net = CIFARResNet(1, 10, 20, (4, 8, 16))
+    sha256 = weights_sha256(net)
+    assert len(sha256) == 64
+    save_state_dict(net.state_dict(), tmp_path / "w.pt", {})
+    reloaded = CIFARResNet(1, 10, 20, (4, 8, 16))
+    reloaded.load_state_dict(load_state_dict(tmp_path / "w.pt"))
+    assert weights_sha256(reloaded) == sha256
+    for m in reloaded.modules():  # BN batch counters do not change the function
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.num_batches_tracked += 7
+    assert weights_sha256(reloaded) == sha256
+    with torch.no_grad():  # one weight one ulp up
+        first = next(reloaded.parameters())
+        first.view(-1)[0] = torch.nextafter(first.view(-1)[0], torch.tensor(float("inf")))
+    assert weights_sha256(reloaded) != sha256
+    reshaped = CIFARResNet(1, 10, 20, (4, 8, 16))
+    reshaped.load_state_dict(net.state_dict())
+    fc = [m for m in reshaped.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():  # the same numbers under another shape are other weights
+        fc.weight.data = fc.weight.data.reshape(-1, 5).clone()
+    assert weights_sha256(reshaped) != sha256

@@ -36,11 +36,11 @@ def test_corrupt_and_foreign_lines(tmp_path):
         RecordStore(path).read()
 
 
-def test_ok_keys_ignore_failures(tmp_path):
+def test_done_cells_are_those_whose_latest_record_is_ok(tmp_path):
     store = RecordStore(tmp_path / "r.jsonl")
-    store.append({"key": "a", "status": "failed", "cell": {}})
-    store.append({"key": "b", "status": "ok", "cell": {}})
-    assert store.ok_keys() == {"b"}
+    for key, status in [("a", "failed"), ("b", "ok"), ("c", "failed"), ("c", "ok"), ("d", "ok"), ("d", "diverged")]:
+        store.append({"key": key, "status": status, "cell": {}})
+    assert sorted(store.done()) == ["b", "c"]
 
 
 def test_non_finite_numbers_are_refused(tmp_path):

@@ -60,6 +60,32 @@ def test_second_run_does_no_work(cli, tmp_path):
     assert len(records(tmp_path)) == 4  # appended, never rewritten
 
 
+def test_records_made_with_other_teacher_weights_do_not_count_as_done(cli, tmp_path):
+    """--resume skips a cell only if its record was made with the weights this run loads: a
+    changed --weights file (here: a forged digest) reruns the cell; a record from before the
+    digest is taken as it is."""
+    from dfqbench.registry import load_registry
+    from dfqbench.session import Session
+
+    args = ("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "3,4,5", "--budget", "smoke", "--results", str(tmp_path))
+    assert cli(*args).code == 0
+    first = records(tmp_path)
+    sha256 = Session(load_registry(), torch.device("cpu")).teacher_sha256("digits", "resnet20-digits", {})
+    assert {r["teacher_sha256"] for r in first} == {sha256}
+    first[0]["teacher_sha256"] = "0" * 64  # made with other weights
+    del first[1]["teacher_sha256"]  # made before records carried the digest
+    path = tmp_path / "digits" / "records.jsonl"
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in first))
+    again = cli(*args)
+    assert again.code == 0, again.err
+    assert f"note: 1 ok record(s) of resnet20-digits were made with other teacher weights (sha256 000000000000…, this run's {sha256[:12]}…)" in again.err
+    assert "3 cells planned, 2 already done, 1 to run" in again.err
+    rerun = records(tmp_path)[3:]
+    assert [(r["key"], r["teacher_sha256"]) for r in rerun] == [(first[0]["key"], sha256)]
+    assert "Not comparable" not in again.out  # the rerun superseded the odd record
+    assert "3 cells planned, 3 already done, 0 to run" in cli(*args).err
+
+
 def test_dry_run_lists_what_would_run_and_runs_nothing(cli, tmp_path):
     args = ("run", "--methods", "noise,gdfq", "--models", "resnet20-digits", "--bits", "3,4w8a", "--seeds", "0,1", "--budget", "smoke",
             "--results", str(tmp_path))
@@ -399,3 +425,14 @@ def test_records_made_before_logs_show_without_history(cli):
     key = res.out.splitlines()[2].split("|")[1].strip()
     res = cli("show", key, "--results", str(results))
     assert res.code == 0 and "no metric history" in res.out and "status ok" in res.out
+
+
+def test_committed_records_name_one_teacher_per_model():
+    """Every committed record says which weights it was made with, and a model's records
+    agree (the digits teachers are trained once, deterministically, and cached)."""
+    digests: dict[str, set] = {}
+    for path in sorted((Path(__file__).parent.parent / "results").glob("**/records.jsonl")):
+        for record in RecordStore(path).read():
+            assert len(record["teacher_sha256"]) == 64, path
+            digests.setdefault(record["cell"]["model"], set()).add(record["teacher_sha256"])
+    assert digests and all(len(d) == 1 for d in digests.values()), digests

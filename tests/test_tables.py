@@ -135,3 +135,18 @@ def test_data_overrides_get_their_own_table():
     other["cell"] = {**other["cell"], "data": {"normalization": "pytorchcv"}, "overrides": {"data": {"normalization": "pytorchcv"}}}
     text = tables.markdown(tables.summarize(tables.frame(RECORDS + [other])))
     assert text.count("### Suite") == 2 and "· data `normalization=pytorchcv`" in text
+
+
+def test_a_model_whose_entries_come_from_different_teacher_weights_is_flagged():
+    def made_with(rec, sha256):
+        return {**rec, "teacher_sha256": sha256}
+
+    one = [made_with(r, "a" * 64) for r in RECORDS]
+    summary = tables.summarize(tables.frame(one))
+    assert set(summary["teacher_sha256"]) == {"a" * 12}
+    assert "Not comparable" not in tables.markdown(summary)
+    legacy = one + [record("gdfq", 3, 91.0)]  # a record from before the digest: nothing to compare
+    assert "Not comparable" not in tables.markdown(tables.summarize(tables.frame(legacy)))
+    mixed = one[:-1] + [made_with(RECORDS[-1], "b" * 64)]  # noise rerun with another --weights file
+    text = tables.markdown(tables.summarize(tables.frame(mixed)))
+    assert f"Not comparable: the ResNet-20 entries were made with 2 different teacher weights (sha256 {'a' * 12}…, {'b' * 12}…)" in text

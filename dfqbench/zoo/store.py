@@ -13,6 +13,7 @@ from typing import Any
 import safetensors.torch
 import torch
 from safetensors import SafetensorError
+from torch import nn
 
 from dfqbench.errors import DfqError
 
@@ -21,6 +22,21 @@ def fingerprint(spec: Any) -> str:
     """Short stable hash of a JSON-able description (recipe, architecture, data split)."""
     blob = json.dumps(spec, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """sha256 of a model's weights (each tensor's name, dtype, shape and bytes, in state-dict
+    order): what identifies a teacher in its records, whichever file or training run it came
+    from. BN batch counters are left out: they do not change the function, and files differ in
+    whether they keep them."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_state_dict(state: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> None:
