@@ -1,6 +1,7 @@
 """`dfqbench run` on the paper suites, on small files in the real formats, offline."""
 
 import pytest
+import torch
 
 from dfqbench.plan import make_plan, make_task
 from dfqbench.records import RecordStore
@@ -42,6 +43,30 @@ def test_cifar10_smoke_matrix(cli, cifar_checksums, teacher_files, tmp_path):
         assert r["weights"]["origin"] == "--weights" and r["weights"]["pinned"] == "resnet20_cifar10-0597-9b0024ac.pth"
     table = (results / "cifar10" / "table.md").read_text()
     assert "| CIFAR-10  | ResNet-20 (30.00; pub 93.89) | 4w4a" in table
+
+
+def test_other_weights_for_a_model_rerun_its_cells(cli, cifar_checksums, teacher_files, tmp_path):
+    """The key names the model, not the file: a second run with another --weights file must
+    not take the first file's records as its own."""
+    from pytorchcv.model_provider import get_model
+
+    from dfqbench.zoo.store import weights_sha256
+
+    from .formats import rig_to_predict
+
+    other = rig_to_predict(get_model("resnet20_cifar10", pretrained=False), "output", 0)  # another class: 10.00 %
+    torch.save(other.state_dict(), tmp_path / "other.pth")
+    args = ("run", "--suite", "cifar10", "--methods", "noise", "--bits", "4", "--budget", "smoke", "--set", "noise.batch_size=8",
+            "--data-root", str(cifar_checksums), "--results", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"))
+    assert cli(*args, "--weights", f"resnet20={teacher_files['resnet20_cifar10']}").code == 0
+    res = cli(*args, "--weights", f"resnet20={tmp_path / 'other.pth'}")
+    assert res.code == 0, res.err
+    assert "note: 1 ok record(s) of resnet20 were made with other teacher weights" in res.err
+    first, second = records(tmp_path / "results", "cifar10")
+    assert first["key"] == second["key"]
+    assert second["teacher_sha256"] == weights_sha256(other) != first["teacher_sha256"]
+    assert (first["fp_top1"], second["fp_top1"]) == (pytest.approx(30.0), pytest.approx(10.0))
+    assert "| CIFAR-10  | ResNet-20 (10.00; pub 93.89) | 4w4a" in res.out
 
 
 def test_imagenet_smoke_on_mobilenetv2(cli, imagenet_root, teacher_files, tmp_path):
