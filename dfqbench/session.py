@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import dfqbench
-from dfqbench import precision, quant
+from dfqbench import precision, quant, source
 from dfqbench.api import load_object
 from dfqbench.context import RunContext, SharedWork
 from dfqbench.errors import DfqError, Diverged
@@ -210,6 +210,7 @@ class Session:
             "device": describe_device(self.device),
             "versions": {
                 "dfqbench": dfqbench.__version__,
+                "source": source.revision(),
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "plugin": {"name": entry.plugin.name, "distribution": entry.plugin.distribution, "version": entry.plugin.version},

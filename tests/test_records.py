@@ -75,3 +75,26 @@ def test_history_moves_to_a_log_file_replaced_by_a_rerun(tmp_path):
     (tmp_path / "digits" / "logs" / "k1.json").write_text("{")
     with pytest.raises(DfqError, match="cannot read the log of cell k1"):
         store.history(record)
+
+
+def test_records_name_the_commit_of_a_checkout_and_whether_its_source_changed(tmp_path):
+    import subprocess
+
+    from dfqbench.source import revision
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    assert revision(tmp_path) is None  # not a checkout: a regular install
+    git("init", "-q")
+    (tmp_path / "dfqbench").mkdir()
+    (tmp_path / "dfqbench" / "a.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = git("rev-parse", "HEAD")[:12]
+    assert revision.__wrapped__(tmp_path) == head
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "records.jsonl").write_text("{}\n")  # what a run writes is not the code
+    assert revision.__wrapped__(tmp_path) == head
+    (tmp_path / "dfqbench" / "a.py").write_text("x = 2\n")
+    assert revision.__wrapped__(tmp_path) == head + "+dirty"

@@ -436,3 +436,15 @@ def test_committed_records_name_one_teacher_per_model():
             assert len(record["teacher_sha256"]) == 64, path
             digests.setdefault(record["cell"]["model"], set()).add(record["teacher_sha256"])
     assert digests and all(len(d) == 1 for d in digests.values()), digests
+
+
+def test_a_record_names_the_source_it_was_made_with(cli, tmp_path):
+    from dfqbench.source import CHECKOUT, revision
+
+    res = cli("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "4", "--budget", "smoke", "--results", str(tmp_path))
+    assert res.code == 0, res.err
+    (record,) = records(tmp_path)
+    assert record["versions"]["source"] == revision()
+    if (CHECKOUT / ".git").exists():  # an editable install in a checkout (else: None, a regular install)
+        head = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert record["versions"]["source"].removesuffix("+dirty") == head[:12]
