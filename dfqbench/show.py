@@ -63,6 +63,7 @@ def details(record: dict[str, Any], history: dict[str, list[float]]) -> str:
         f"quantizer {json.dumps(cell['quantizer'], sort_keys=True)}",
         f"config {json.dumps(cell['config'], sort_keys=True)}",
         f"teacher weights sha256 {record.get('teacher_sha256') or '– (the record predates the digest)'}",
+        f"made with {_versions(record.get('versions', {}))}",
     ]
     if record.get("error"):
         lines += [f"error {record['error'].get('type')}: {record['error'].get('message')}", record["error"].get("traceback", "").rstrip()]
@@ -73,3 +74,12 @@ def details(record: dict[str, Any], history: dict[str, list[float]]) -> str:
     else:
         lines.append("no metric history (the method logged nothing, or the record predates logs)")
     return "\n".join(lines)
+
+
+def _versions(versions: dict[str, Any]) -> str:
+    plugin = versions.get("plugin", {})
+    source = f" (source {versions['source']})" if versions.get("source") else ""
+    return (
+        f"dfqbench {versions.get('dfqbench', '?')}{source} · torch {versions.get('torch', '?')} · "
+        f"plugin {plugin.get('distribution', '?')} {plugin.get('version', '?')}"
+    )

@@ -401,6 +401,8 @@ def test_every_logged_value_is_kept_and_shown(cli, tmp_path):
     assert res.code == 0, res.err
     lines = res.out.splitlines()
     assert lines[0].startswith(f"cell {gdfq[1]['key']}: gdfq · digits/resnet20-digits · 4w4a · seed 0 · budget smoke")
+    assert f"teacher weights sha256 {gdfq[1]['teacher_sha256']}" in lines
+    assert f"made with dfqbench 0.1.0{' (source ' + gdfq[1]['versions']['source'] + ')' if gdfq[1]['versions']['source'] else ''}" in res.out
     header = next(line for line in lines if "g_loss" in line)
     assert [c.strip() for c in header.strip("|").split("|")][1:] == list(store.history(gdfq[1]))
     row = lines[lines.index(header) + 3]  # header, rule, epoch 0, epoch 1
