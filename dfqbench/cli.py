@@ -151,7 +151,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         console.print(f"note: skipped {why}")
     if dry_run:
         # nothing is loaded, so a record made with other teacher weights still counts as done here
-        todo, outcome = pending(plan.cells, store, resume)
+        todo, outcome = pending(plan.cells, store, resume, registry=reg)
         outcome.announce(console, len(todo), "; dry run: nothing runs")
         if todo:
             click.echo(describe_cells(todo))

@@ -24,7 +24,7 @@ from dfqbench.errors import DfqError
 from dfqbench.plan import Cell
 from dfqbench.progress import Bar, Display
 from dfqbench.records import RecordStore
-from dfqbench.registry import load_registry
+from dfqbench.registry import Registry, load_registry
 from dfqbench.seeding import make_deterministic, resolve_device
 from dfqbench.session import Session
 from dfqbench.zoo import ZooEnv
@@ -54,16 +54,22 @@ class Outcome:
             overall.advance()
 
 
-def pending(cells: list[Cell], store: RecordStore, resume: bool, session: Session | None = None) -> tuple[list[Cell], Outcome]:
+def pending(
+    cells: list[Cell], store: RecordStore, resume: bool, session: Session | None = None, registry: Registry | None = None
+) -> tuple[list[Cell], Outcome]:
     """The cells still to run and the tally so far. With ``resume`` a cell is done when its
     latest record is ``ok`` and, given the ``session`` that would run it, was made with the
     teacher weights that session loads (same sha256; records from before the digest are taken
     as they are). A record made with other weights (another ``--weights`` file, a teacher
     that trained to other bits on this machine) does not count: its cell runs again, with a
-    note, and its new record supersedes the old one in the tables."""
+    note, and its new record supersedes the old one in the tables. A record made by another
+    version of the method's plugin still counts (the key holds the config, not the code), with
+    a note."""
+    registry = registry or (session and session.registry)
     done = store.done() if resume else {}
     todo: list[Cell] = []
     stale: Counter = Counter()
+    older: Counter = Counter()
     for cell in cells:
         record = done.get(cell.key)
         made_with = record and record.get("teacher_sha256")
@@ -72,10 +78,19 @@ def pending(cells: list[Cell], store: RecordStore, resume: bool, session: Sessio
             todo.append(cell)
             if record is not None:
                 stale[(cell.model, made_with, now)] += 1
+        elif registry and cell.method in registry.methods:
+            made_by = record.get("versions", {}).get("plugin", {})
+            plugin = registry.method(cell.method).plugin
+            if made_by.get("version") not in (None, plugin.version):
+                older[(cell.method, plugin.distribution, made_by["version"], plugin.version)] += 1
     notes = [
         f"note: {n} ok record(s) of {model} were made with other teacher weights (sha256 {old[:12]}…, this run's {new[:12]}…): "
         "those cells run again"
         for (model, old, new), n in stale.items()
+    ] + [
+        f"note: {n} ok record(s) of {method} were made with {distribution} {old}, this run has {new}: they count as done "
+        "(--no-resume runs them again)"
+        for (method, distribution, old, new), n in older.items()
     ]
     return todo, Outcome(planned=len(cells), skipped=len(cells) - len(todo), notes=notes)
 

@@ -233,6 +233,16 @@ def test_third_party_plugin_runs_in_a_matrix(cli, example_plugin, tmp_path):
     assert all(r["top1"] > 50 for r in ours)
     assert "Uniform-calib" in (tmp_path / "digits" / "table.md").read_text()
     assert "example (dfqbench-example 0.2.0)" in res.err
+    # the author ships 0.3.0: its records still count (the key holds the config, not the
+    # code), and the run says which ones came from the older version
+    path = tmp_path / "digits" / "records.jsonl"
+    path.write_text(path.read_text().replace('"version": "0.2.0"', '"version": "0.1.0"'))
+    args = ("run", "--methods", "uniform-calib,noise", "--bits", "4", "--budget", "smoke", "--results", str(tmp_path))
+    for again in (cli(*args), cli(*args, "--dry-run")):
+        assert again.code == 0, again.err
+        note = "note: 2 ok record(s) of uniform-calib were made with dfqbench-example 0.1.0, this run has 0.2.0: they count as done"
+        assert note in again.err and "5 already done, 0 to run" in again.err
+        assert "record(s) of noise" not in again.err
 
 
 def test_same_seed_same_device_same_record(cli, tmp_path):
