@@ -11,8 +11,10 @@ augmentation, no label loss, no image prior.
 
 Deliberate deviations: the reference hard-codes 8 bits (here the cell's bits, as every
 "ZeroQ W4A4" in later papers); ranges follow the harness quantizer (one calibration batch
-gives the batch min/max under both the default EMA and ZeroQ's cumulative min/max, which
-``--quantizer zeroq`` selects); the reference sets no seed (here the run seed).
+gives the same ranges under the default EMA, the batch min/max, and ZeroQ's cumulative
+min/max from zero, which ``--quantizer zeroq`` selects, because every activation quantizer
+follows a ReLU and sees a 0; only ZeroQ's own falls back to each test batch's range at a site
+that was all zeros on the distilled batch); the reference sets no seed (here the run seed).
 """
 
 from __future__ import annotations
