@@ -8,9 +8,9 @@ from dfqbench.errors import DfqError
 
 MIN_BITS, MAX_BITS = 2, 16
 _FORMS = (
-    re.compile(r"^(?P<w>\d+)$"),
-    re.compile(r"^(?P<w>\d+)w(?P<a>\d+)a$"),
-    re.compile(r"^w(?P<w>\d+)a(?P<a>\d+)$"),
+    re.compile(r"^(?P<w>\d+)$", re.ASCII),
+    re.compile(r"^(?P<w>\d+)w(?P<a>\d+)a$", re.ASCII),
+    re.compile(r"^w(?P<w>\d+)a(?P<a>\d+)$", re.ASCII),
 )
 HELP = f"integers in {MIN_BITS}..{MAX_BITS}, as '4' (W4A4) or '4w8a' (W4A8)"
 

@@ -13,25 +13,32 @@ from pathlib import Path
 import click
 
 import dfqbench
-from dfqbench.errors import DfqError, unknown
+from dfqbench.errors import DfqError, unknown, writing_tables
 from dfqbench.registry import Registry, load_registry
 
 LIST_KINDS = ("methods", "models", "datasets", "suites", "plugins")
 
 
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+#: numpy's seeds are 32-bit
+MAX_SEED = 2**32 - 1
+
+
+def _split(text: str, option: str, valid: str) -> list[str]:
+    """A comma list without empty entries or repeats (``--methods noise,noise`` is noise once)."""
+    tokens = [t.strip() for t in text.split(",")]
+    if not all(tokens):
+        raise DfqError(f"bad --{option} {text!r}: an empty entry; valid: {valid}")
+    return list(dict.fromkeys(tokens))
 
 
 def _parse_seeds(text: str) -> list[int]:
+    valid = f"integers from 0 to {MAX_SEED}, such as 0,1,2"
     seeds = []
-    for token in _split(text):
-        if not token.isdigit():
-            raise DfqError(f"bad --seeds entry {token!r}; valid: non-negative integers such as 0,1,2")
+    for token in _split(text, "seeds", valid):
+        if not (token.isascii() and token.isdigit() and int(token) <= MAX_SEED):
+            raise DfqError(f"bad --seeds entry {token!r}; valid: {valid}")
         seeds.append(int(token))
-    if not seeds:
-        raise DfqError("--seeds is empty; valid: non-negative integers such as 0,1,2")
-    return list(dict.fromkeys(seeds))
+    return seeds
 
 
 def _parse_weights(items: tuple[str, ...], reg: Registry) -> dict[str, Path]:
@@ -113,15 +120,16 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     reg = load_registry()
     suite_info = reg.suite(suite).info
-    method_names = list(reg.methods) if methods.strip() == "all" else _split(methods)
+    suite_models = [m for _, m in suite_info.rows]
+    method_names = list(reg.methods) if methods.strip() == "all" else _split(methods, "methods", "all or " + ", ".join(reg.methods))
     for name in method_names:
         reg.method(name)
     plan = make_plan(
         reg,
         suite,
         method_names,
-        _split(models) if models else None,
-        parse_bits(bits or ",".join(suite_info.bits)),
+        _split(models, "models", ", ".join(suite_models)) if models is not None else None,
+        parse_bits(bits if bits is not None else ",".join(suite_info.bits)),
         _parse_seeds(seeds),
         budget,
         quantizer,
@@ -129,8 +137,12 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         precision_,
         channels_last,
     )
+    if not plan.cells:
+        raise DfqError(f"no cell to run: {'; '.join(plan.skipped)}")
     if jobs < 1:
         raise DfqError(f"--jobs {jobs} is not a number of worker processes; valid choices: 1 or more")
+    if cache_dir is not None and cache_dir.exists() and not cache_dir.is_dir():
+        raise DfqError(f"--cache-dir {cache_dir} is a file; valid: a folder (created if missing)")
     local_weights = _parse_weights(weights, reg)
     options = _executor_options(executor, executor_options, device, jobs)
     # a Slurm job or Ray task resolves the device on its own node; this process only plans and tabulates
@@ -149,6 +161,8 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     _warn_problems(reg, lambda text: console.print(f"[yellow]{text}[/yellow]"))
     for why in plan.skipped:
         console.print(f"note: skipped {why}")
+    for model in sorted(set(local_weights) - {cell.model for cell in plan.cells}):
+        console.print(f"note: --weights {model}=… is for a model this run does not use")
     if dry_run:
         # nothing is loaded, so a record made with other teacher weights still counts as done here
         todo, outcome = pending(plan.cells, store, resume, registry=reg)
@@ -189,6 +203,10 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     console.print(f"done: {counts}; {outcome.skipped} skipped (already ok)")
     if outcome.lost:
         console.print(f"{outcome.lost} cells have no record (their jobs died); run the same command again to retry them")
+    if outcome.statuses.get("failed"):
+        # a method that raised (a bug, or a --set value it cannot take), unlike a divergence, which is a result
+        console.print(f"{outcome.statuses['failed']} cells failed: `dfqbench show --results {results}` lists them with their errors")
+    if outcome.lost or outcome.statuses.get("failed"):
         sys.exit(1)
 
 
@@ -310,14 +328,17 @@ def show(key, results, suite, method, model, bits, seed, budget, precision):
         if len(parsed) != 1:
             raise DfqError(f"--bits {bits} names {len(parsed)} settings; valid: one, such as 4 or 4w8a")
         selected_bits = parsed[0]
-    paths = [results / suite / "records.jsonl"] if suite else sorted(results.glob("*/records.jsonl"))
-    stores = [RecordStore(path) for path in paths if path.exists()]
+    suites = sorted(path.parent.name for path in results.glob("*/records.jsonl"))
+    if suite is not None and suite not in suites:
+        raise unknown("suite", suite, suites, f" with records under {results}") if suites else DfqError(f"no records under {results}; run `dfqbench run` first")
+    stores = [RecordStore(results / name / "records.jsonl") for name in ([suite] if suite else suites)]
     if not stores:
-        raise DfqError(f"no records under {results}/{suite or '<suite>'}/records.jsonl; run `dfqbench run` first")
+        raise DfqError(f"no records under {results}; run `dfqbench run` first")
     fields = dict(method=method, model=model, seed=seed, budget=budget, precision=precision)
-    matches = [(store, r) for store in stores for r in show_.select(store.read(), key, selected_bits, **fields)]
+    read = [(store, store.read()) for store in stores]
+    matches = [(store, r) for store, records in read for r in show_.select(records, key, selected_bits, **fields)]
     if not matches:
-        raise DfqError(f"no cell under {results} matches; `dfqbench show` with fewer options lists them")
+        raise DfqError(show_.nothing_matches([r for _, records in read for r in records], key, selected_bits, fields, results))
     if len(matches) == 1:
         store, record = matches[0]
         click.echo(show_.details(record, store.history(record)))
@@ -338,7 +359,8 @@ def leaderboard_(results):
     if not records:
         raise DfqError(f"no records under {results}/<suite>/records.jsonl; run `dfqbench run` first")
     text = leaderboard.markdown(leaderboard.leaderboard(records))
-    (results / "leaderboard.md").write_text(text)
+    with writing_tables():
+        (results / "leaderboard.md").write_text(text)
     click.echo(text)
 
 

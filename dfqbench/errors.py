@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 
 class DfqError(Exception):
@@ -13,6 +14,16 @@ def unknown(kind: str, value: str, choices: Iterable[str], where: str = "") -> D
     """``unknown method 'gdfqq'; valid choices: adadfq, gdfq, ...``"""
     valid = ", ".join(sorted(choices)) or "(none)"
     return DfqError(f"unknown {kind} {value!r}{where}; valid choices: {valid}")
+
+
+@contextmanager
+def writing_tables() -> Iterator[None]:
+    """Tables are regenerated from the records, which are written first: a table file that
+    cannot be written is one line that says so, never a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise DfqError(f"cannot write {exc.filename or 'the tables'}: {exc.strerror or exc}; the records are intact") from None
 
 
 class DataFreeViolation(RuntimeError):

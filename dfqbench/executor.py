@@ -145,7 +145,11 @@ def run_parallel(
     cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display, jobs: int, spec: WorkerSpec
 ) -> Outcome:
     todo, outcome = pending(cells, store, resume, session)
-    outcome.announce(display, len(todo), f" in {jobs} processes")
+    units = work_units(todo, jobs)
+    jobs = min(jobs, len(units))  # a worker without work would only cost its start-up
+    outcome.announce(display, len(todo), f" in {jobs} processes" if jobs > 1 else "")
+    if not units:
+        return outcome
     context = multiprocessing.get_context("spawn")
     devices = context.Queue()
     for device in worker_devices(torch.device(spec.device), jobs):
@@ -156,7 +160,7 @@ def run_parallel(
         with display.bar("cells", len(todo), transient=False) as overall:
             pool = context.Pool(jobs, _start_worker, (spec, devices))
             try:
-                for records in pool.imap_unordered(_run_group, work_units(todo, jobs)):
+                for records in pool.imap_unordered(_run_group, units):
                     outcome.count_all(records, display, overall)
             finally:
                 pool.terminate()

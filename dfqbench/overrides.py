@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import math
+import types
+import typing
 from typing import Any
 
 from dfqbench.errors import DfqError, unknown
@@ -36,29 +39,63 @@ def labelled(name: str, changes: dict[str, Any]) -> str:
 
 
 def apply(obj: Any, changes: dict[str, Any], what: str) -> Any:
-    """A copy of the dataclass ``obj`` with ``changes``, type-checked against its fields."""
+    """A copy of the dataclass ``obj`` with ``changes``, each checked against its field's
+    annotated type (``int | None``, ``tuple[float, float]`` …): one line naming the field
+    and the type for anything else, before any cell runs."""
     if not changes:
         return obj
     fields = {f.name: f for f in dataclasses.fields(obj)}
+    hints = typing.get_type_hints(type(obj))
     coerced = {}
     for name, value in changes.items():
         if name not in fields:
             raise unknown("field", name, fields, f" of {what}")
-        current = getattr(obj, name)
-        coerced[name] = _coerce(value, current, f"{what}.{name}")
+        try:
+            coerced[name] = _as(value, hints[name])
+        except TypeError:
+            raise DfqError(f"bad --set value for {what}.{name}: {value!r} is not {_type_name(hints[name])}") from None
     return dataclasses.replace(obj, **coerced)
 
 
-def _coerce(value: Any, current: Any, where: str) -> Any:
-    if current is None or value is None:
-        return value
-    if isinstance(current, bool):
-        if isinstance(value, bool):
+def _as(value: Any, kind: Any) -> Any:
+    """``value`` as a ``kind``, or TypeError. Floats must be finite: a record is strict JSON."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        for option in typing.get_args(kind):
+            try:
+                return _as(value, option)
+            except TypeError:
+                continue
+    elif kind is type(None):
+        if value is None:
+            return None
+    elif kind in (bool, str):
+        if isinstance(value, kind):
             return value
-    elif isinstance(current, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    elif isinstance(current, tuple) and isinstance(value, (list, tuple)):
-        return tuple(value)
-    elif isinstance(value, type(current)) and not isinstance(value, bool):
-        return value
-    raise DfqError(f"bad --set value for {where}: {value!r} is not of type {type(current).__name__}")
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        if len(args) == len(value):
+            return tuple(_as(v, a) for v, a in zip(value, args))
+    raise TypeError(kind)
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(k) for k in typing.get_args(kind))
+    if kind is type(None):
+        return "None"
+    if kind is float:
+        return "a finite number"
+    if typing.get_origin(kind) is tuple:
+        args = typing.get_args(kind)
+        if args[-1] is Ellipsis:
+            return "a tuple of " + {int: "integers", float: "finite numbers"}.get(args[0], _type_name(args[0]))
+        return f"a tuple of ({', '.join(_type_name(a) for a in args)})"
+    return {bool: "True or False", int: "an integer", str: "a string"}.get(kind, getattr(kind, "__name__", str(kind)))

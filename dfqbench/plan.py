@@ -18,7 +18,7 @@ from dfqbench import precision as precision_
 from dfqbench.api import Method, MethodInfo, Task, config_to_dict, load_object
 from dfqbench.bits import label
 from dfqbench.errors import DfqError, unknown
-from dfqbench.quant.settings import DEFAULT_FOR_FAMILY, QuantSettings, preset
+from dfqbench.quant.settings import DEFAULT_FOR_FAMILY, PRESETS, QuantSettings, preset
 from dfqbench.registry import Registry
 
 BUDGETS = ("paper", "default", "smoke")
@@ -130,12 +130,19 @@ def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, 
     )
 
 
-def quantizer_for(family: str, name: str, changes: dict[str, Any]) -> QuantSettings:
+def quantizer_for(family: str, name: str, changes: dict[str, Any], model: str) -> QuantSettings:
     if name == "auto":
         name = DEFAULT_FOR_FAMILY.get(family, "")
         if not name:
             raise DfqError(f"no default quantizer for model family {family!r}; pass --quantizer")
-    return overrides.apply(preset(name), changes, "quantizer").validate()
+    settings = overrides.apply(preset(name), changes, "quantizer").validate()
+    if settings.act_sites == "psaqvit" and family != "vit":  # its sites are those of timm's ViT blocks
+        fitting = ["auto", *(n for n, p in PRESETS.items() if p.act_sites != "psaqvit")]
+        raise DfqError(
+            f"quantizer {name!r} (act_sites=psaqvit) places its activation quantizers in ViT blocks, and {model} is a {family}; "
+            f"valid choices for it: {', '.join(fitting)}"
+        )
+    return settings
 
 
 def make_plan(
@@ -159,6 +166,8 @@ def make_plan(
     suite_info = reg.suite(suite).info
     infos = [reg.method(name).info for name in methods]
     for target in changes:
+        if target in reg.methods and target not in methods:
+            raise DfqError(f"--set {target}.…: method {target!r} is not in this run's --methods; valid targets: data, quantizer, {', '.join(methods)}")
         if target not in ("quantizer", "data") and target not in methods:
             raise unknown("--set target", target, ["data", "quantizer", *methods])
     rows = list(suite_info.rows)
@@ -172,7 +181,7 @@ def make_plan(
     skipped: list[str] = []
     for dataset, model in rows:
         family = reg.model(model).info.family
-        qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}))
+        qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}), model)
         data = suite_info.data_settings(model)
         for name in changes.get("data", {}):
             if name not in data:

@@ -29,8 +29,13 @@ OPTIONS = {"num_cpus", "num_gpus", "memory", "resources", "accelerator_type", "m
 
 
 def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
-    require("ray", "ray")
-    return parse_options(items, OPTIONS, "ray", "num_gpus=1")
+    ray = require("ray", "ray")
+    options = parse_options(items, OPTIONS, "ray", "num_gpus=1")
+    try:  # ray checks the values where the task is declared; no cluster is needed for that
+        ray.remote(max_calls=1)(run_unit).options(**options)
+    except (TypeError, ValueError) as exc:
+        raise DfqError(f"bad --executor-option value for ray: {exc}") from None
+    return options
 
 
 def run_ray(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -21,6 +22,8 @@ from dfqbench.errors import DfqError
 SCHEMA = 1
 STATUSES = ("ok", "failed", "diverged")
 REQUIRED = ("key", "status", "cell")
+#: what tables compute with
+NUMBERS = ("top1", "top5", "fp_top1", "fp_top5", "wall_time_s")
 #: folder of the per-cell metric histories, beside ``records.jsonl``
 LOGS = "logs"
 
@@ -88,11 +91,17 @@ class RecordStore:
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
+        if not self.path.is_file():
+            raise DfqError(f"{self.path} is not a file; it must be dfqbench's records (one JSON object per line)")
         records = []
-        with open(self.path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
+        with open(self.path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                if not raw.strip():
                     continue
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise DfqError(f"{self.path} line {number} is not UTF-8 text; fix or delete that line, the others are intact") from None
                 records.append(parse_line(line, self.path, number))
         return records
 
@@ -112,6 +121,10 @@ def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
         raise DfqError(f"{where} is not a dfqbench record (needs {', '.join(REQUIRED)}); fix or delete that line")
     if record["status"] not in STATUSES:
         raise DfqError(f"{where} has unknown status {record['status']!r}; valid choices: {', '.join(STATUSES)}")
+    for name in NUMBERS:
+        value = record.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise DfqError(f"{where} has {name} {value!r}; valid: a finite number or null. Fix or delete that line")
     return record
 
 

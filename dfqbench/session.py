@@ -108,6 +108,8 @@ class Session:
         if key not in self._modules:
             info = self.registry.model(model).info
             module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
+            if model in self.zoo.weights and model not in self.zoo.weights_asked:
+                raise DfqError(f"--weights {model}=…: the {model} loader takes no weights file (it trains or fetches its own); leave it out")
             self._modules[key] = module, weights_sha256(module)
         return self._modules[key]
 

@@ -30,6 +30,25 @@ def select(records: list[dict[str, Any]], key: str | None, bits: tuple[int, int]
     return out
 
 
+def nothing_matches(records: list[dict[str, Any]], key: str | None, bits: tuple[int, int] | None, fields: dict[str, Any], results: Any) -> str:
+    """Why no cell was selected: the first option that no record has, with the values they
+    have, else the combination."""
+    if key and not any(r["key"].startswith(key) for r in records):
+        return f"no cell under {results} has a key starting with {key!r}; `dfqbench show` with no key lists them"
+    if bits and not select(records, None, bits):
+        have = sorted({(r["cell"]["w_bits"], r["cell"]["a_bits"]) for r in records})
+        return f"no cell under {results} has --bits {label(*bits)}; valid choices: {', '.join(label(*b) for b in have)}"
+    for name, value in fields.items():
+        if value is not None and not select(records, None, None, **{name: value}):
+            have = sorted({str({**r["cell"], "precision": precision.of(r["cell"])}[name]) for r in records}, key=_natural)
+            return f"no cell under {results} has --{name} {value}; valid choices: {', '.join(have)}"
+    return f"no cell under {results} matches all of these options together; `dfqbench show` with fewer options lists them"
+
+
+def _natural(text: str) -> tuple:
+    return (0, int(text), "") if text.isdigit() else (1, 0, text)
+
+
 def listing(records: list[dict[str, Any]]) -> str:
     """Several cells, one line each: enough to pick one by its key."""
     rows = [

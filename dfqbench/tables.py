@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from dfqbench import published as pub
+from dfqbench.errors import writing_tables
 from dfqbench.overrides import describe, labelled
 from dfqbench.precision import DEFAULT as DEFAULT_PRECISION
 from dfqbench.precision import of as precision_of
@@ -373,10 +374,11 @@ def write(records: list[dict[str, Any]], out_dir: Path, published: pd.DataFrame 
     returns their paths and the markdown."""
     summary = with_published(summarize(frame(records)), pub.load(()) if published is None else published)
     paths = [out_dir / "table.csv", out_dir / "table.md", out_dir / "table.tex"]
-    summary[SUMMARY_COLUMNS].to_csv(paths[0], index=False, float_format="%.4f")
     text = markdown(summary)
-    paths[1].write_text(text)
-    paths[2].write_text(latex(summary))
+    with writing_tables():
+        summary[SUMMARY_COLUMNS].to_csv(paths[0], index=False, float_format="%.4f")
+        paths[1].write_text(text)
+        paths[2].write_text(latex(summary))
     return paths, text
 
 
@@ -384,7 +386,8 @@ def write_compare(records: list[dict[str, Any]], out_dir: Path, published: pd.Da
     """Regenerate ``compare.csv`` and ``compare.md`` (ours vs published) in ``out_dir``."""
     comparison = compare(summarize(frame(records)), published)
     csv_path, md_path = out_dir / "compare.csv", out_dir / "compare.md"
-    comparison[COMPARE_COLUMNS].to_csv(csv_path, index=False, float_format="%.4f")
     text = compare_markdown(comparison)
-    md_path.write_text(text)
+    with writing_tables():
+        comparison[COMPARE_COLUMNS].to_csv(csv_path, index=False, float_format="%.4f")
+        md_path.write_text(text)
     return csv_path, md_path, text

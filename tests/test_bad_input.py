@@ -21,13 +21,33 @@ def one_line_error(result):
         (["--bits", "33"], "bad --bits entry '33': bit-width 33 is out of range"),
         (["--bits", "abc"], "bad --bits entry 'abc'; valid: integers in 2..16, as '4' (W4A4) or '4w8a' (W4A8)"),
         (["--bits", "4w"], "bad --bits entry '4w'"),
-        (["--seeds", "x"], "bad --seeds entry 'x'; valid: non-negative integers"),
+        (["--seeds", "x"], "bad --seeds entry 'x'; valid: integers from 0 to 4294967295"),
+        (["--seeds", str(2**64)], f"bad --seeds entry '{2**64}'; valid: integers from 0 to 4294967295"),
+        (["--seeds", "٣"], "bad --seeds entry '٣'"),
+        (["--seeds", "0,,1"], "bad --seeds '0,,1': an empty entry"),
+        (["--seeds", ""], "bad --seeds '': an empty entry"),
+        (["--methods", ""], "bad --methods '': an empty entry; valid: all or "),
+        (["--methods", "noise,"], "bad --methods 'noise,': an empty entry"),
+        (["--models", ""], "bad --models '': an empty entry; valid: resnet20-digits, mobilenetv2-digits, vit-digits"),
+        (["--bits", ""], "bad --bits entry ''"),
+        (["--bits", "４"], "bad --bits entry '４'"),
+        (["--methods", "psaqvit", "--models", "resnet20-digits"], "no cell to run: psaqvit supports vit models, resnet20-digits is a cnn"),
+        (["--quantizer", "psaqvit", "--models", "resnet20-digits"],
+         "quantizer 'psaqvit' (act_sites=psaqvit) places its activation quantizers in ViT blocks, and resnet20-digits is a cnn; valid choices for it: auto, gdfq, zeroq"),
+        (["--set", "noise.batch_size=1e999"], "bad --set value for noise.batch_size: inf is not an integer"),
+        (["--methods", "gdfq", "--set", "gdfq.lr_s=1e999"], "bad --set value for gdfq.lr_s: inf is not a finite number"),
+        (["--methods", "gdfq", "--set", "gdfq.lr_s=None"], "bad --set value for gdfq.lr_s: None is not a finite number"),
+        (["--methods", "gdfq", "--set", "gdfq.betas_g=(0.5,)"], "gdfq.betas_g: (0.5,) is not a tuple of (a finite number, a finite number)"),
+        (["--methods", "gdfq", "--set", "gdfq.milestones_s=(1,'a')"], "gdfq.milestones_s: (1, 'a') is not a tuple of integers"),
+        (["--set", "quantizer.first_last_bits=abc"], "bad --set value for quantizer.first_last_bits: 'abc' is not an integer or None"),
+        (["--set", "quantizer.first_last_bits=1.5"], "quantizer.first_last_bits: 1.5 is not an integer or None"),
         (["--budget", "huge"], "unknown budget 'huge'; valid choices: default, paper, smoke"),
         (["--device", "tpu"], "device 'tpu' is not available here; valid choices: auto, cpu"),
         (["--quantizer", "lsq"], "unknown quantizer 'lsq'; valid choices: gdfq, psaqvit, zeroq"),
         (["--set", "noise.nope=1"], "unknown field 'nope' of noise; valid choices: batch_size, batches"),
-        (["--set", "noise.batches=many"], "bad --set value for noise.batches: 'many' is not of type int"),
-        (["--set", "gdfq.lr=1"], "unknown --set target 'gdfq'; valid choices: data, noise, quantizer"),
+        (["--set", "noise.batches=many"], "bad --set value for noise.batches: 'many' is not an integer"),
+        (["--set", "gdfq.lr=1"], "--set gdfq.…: method 'gdfq' is not in this run's --methods; valid targets: data, quantizer, noise"),
+        (["--set", "nosuch.lr=1"], "unknown --set target 'nosuch'; valid choices: data, noise, quantizer"),
         (["--set", "data.resize=256"], "unknown field 'resize' of the data settings of suite 'digits'; valid choices: (none)"),
         (["--set", "broken"], "bad --set 'broken'; valid form: METHOD.FIELD=VALUE"),
         (["--jobs", "0"], "--jobs 0 is not a number of worker processes; valid choices: 1 or more"),
@@ -66,3 +86,92 @@ def test_corrupt_record_line_stops_before_any_work_and_loses_nothing(cli, tmp_pa
 def test_table_without_records(cli, tmp_path):
     line = one_line_error(cli("table", "--results", str(tmp_path)))
     assert "no records under" in line and "dfqbench run" in line
+
+
+def error_after_the_header(result):
+    """Errors found while loading teachers come after the run's header lines; still one error line."""
+    assert result.code == 2 and "Traceback" not in result.err, result.err
+    lines = result.err.strip().splitlines()
+    assert [line for line in lines if line.startswith("dfqbench: error:")] == lines[-1:], result.err
+    return lines[-1]
+
+
+@pytest.fixture
+def one_record(cli, tmp_path):
+    """A results folder with one ok record (noise, resnet20-digits, W3A3, smoke)."""
+    args = ("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "3", "--budget", "smoke", "--results", str(tmp_path))
+    assert cli(*args).code == 0
+    return tmp_path / "digits" / "records.jsonl"
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda good: good + b"\xc0\xff\n", "line 2 is not UTF-8 text; fix or delete that line"),
+        (lambda good: good.replace(b'"top1": ', b'"top1": "abc", "was": '), "line 1 has top1 'abc'; valid: a finite number or null"),
+        (lambda good: good.replace(b'"top1": ', b'"top1": NaN, "was": '), "line 1 has top1 nan; valid: a finite number or null"),
+    ],
+)
+def test_damaged_records_are_one_line_for_every_command(cli, one_record, damage, expected):
+    damaged = damage(one_record.read_bytes())
+    one_record.write_bytes(damaged)
+    results = str(one_record.parent.parent)
+    for command in (("table",), ("leaderboard",), ("show",), ("run", "--methods", "noise", "--budget", "smoke", "--bits", "4")):
+        assert expected in one_line_error(cli(*command, "--results", results)), command
+    assert one_record.read_bytes() == damaged
+
+
+def test_records_file_that_is_a_folder(cli, tmp_path):
+    (tmp_path / "digits" / "records.jsonl").mkdir(parents=True)
+    for command in ("table", "leaderboard", "show"):
+        assert "records.jsonl is not a file" in one_line_error(cli(command, "--results", str(tmp_path)))
+
+
+def test_tables_that_cannot_be_written_leave_the_records_intact(cli, one_record):
+    (one_record.parent / "table.md").unlink()
+    (one_record.parent / "table.md").mkdir()  # in the way of the markdown table
+    before = one_record.read_text()
+    line = one_line_error(cli("table", "--results", str(one_record.parent.parent)))
+    assert line.startswith(f"dfqbench: error: cannot write {one_record.parent / 'table.md'}: Is a directory; the records are intact")
+    assert one_record.read_text() == before
+
+
+def test_weights_for_a_model_that_takes_none_or_is_not_run(cli, one_record, tmp_path):
+    weights = tmp_path / "w.pth"
+    weights.write_text("not weights")
+    args = ("run", "--methods", "noise", "--budget", "smoke", "--bits", "4", "--results", str(tmp_path))
+    line = error_after_the_header(cli(*args, "--models", "resnet20-digits", "--weights", f"resnet20-digits={weights}"))
+    assert "--weights resnet20-digits=…: the resnet20-digits loader takes no weights file (it trains or fetches its own); leave it out" in line
+    res = cli(*args, "--models", "resnet20-digits", "--weights", f"vit-digits={weights}")
+    assert res.code == 0 and "note: --weights vit-digits=… is for a model this run does not use" in res.err
+
+
+def test_cache_dir_that_is_a_file(cli, tmp_path):
+    (tmp_path / "cache").write_text("")
+    line = one_line_error(cli("run", "--methods", "noise", "--cache-dir", str(tmp_path / "cache"), "--results", str(tmp_path)))
+    assert f"--cache-dir {tmp_path / 'cache'} is a file; valid: a folder (created if missing)" in line
+
+
+def test_ray_option_values_are_checked_before_anything_runs(cli, tmp_path):
+    pytest.importorskip("ray")
+    args = ("run", "--methods", "noise", "--executor", "ray", "--results", str(tmp_path), "--dry-run")
+    line = one_line_error(cli(*args, "--executor-option", "num_gpus=abc"))
+    assert "bad --executor-option value for ray: The type of keyword 'num_gpus' must be" in line
+    assert "cannot be negative" in one_line_error(cli(*args, "--executor-option", "num_gpus=-1"))
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--method", "nosuch"], "has --method nosuch; valid choices: noise"),
+        (["--model", "nosuch"], "has --model nosuch; valid choices: resnet20-digits"),
+        (["--seed", "7"], "has --seed 7; valid choices: 0"),
+        (["--precision", "fp16"], "has --precision fp16; valid choices: fp32"),
+        (["--bits", "4"], "has --bits 4w4a; valid choices: 3w3a"),
+        (["--suite", "cifar10"], "unknown suite 'cifar10' with records under"),
+        (["zzzz"], "has a key starting with 'zzzz'"),
+        (["--method", "noise", "--seed", "1"], "has --seed 1; valid choices: 0"),
+    ],
+)
+def test_show_names_what_the_records_have(cli, one_record, args, expected):
+    assert expected in one_line_error(cli("show", *args, "--results", str(one_record.parent.parent)))

@@ -19,7 +19,7 @@ from dfqbench.zoo import ZooEnv
 
 def user_file(model: str, env: ZooEnv) -> Path | None:
     """The file given with ``--weights MODEL=PATH``, if any."""
-    path = env.weights.get(model)
+    path = env.weights_file(model)
     if path is not None and not path.is_file():
         raise DfqError(f"--weights {model}={path}: no such file")
     return path
