@@ -102,7 +102,9 @@ class ModelInfo:
     display_name: str
     family: str  #: one of :data:`FAMILIES`
     #: ``"module:function"``; ``function(dataset, env, settings)`` returns the pretrained FP
-    #: model for ``dataset`` (a :class:`DatasetInfo`) in eval mode.
+    #: model for ``dataset`` (a :class:`DatasetInfo`) in eval mode. A ``--weights`` file is
+    #: read with ``env.weights_file(model)``: one given for a model whose loader never asks
+    #: is refused.
     loader: str
     notes: str = ""
 
