@@ -38,7 +38,7 @@ def _parse_seeds(text: str) -> list[int]:
         if not (token.isascii() and token.isdigit() and int(token) <= MAX_SEED):
             raise DfqError(f"bad --seeds entry {token!r}; valid: {valid}")
         seeds.append(int(token))
-    return seeds
+    return list(dict.fromkeys(seeds))  # 0 and 00 are one seed
 
 
 def _parse_weights(items: tuple[str, ...], reg: Registry) -> dict[str, Path]:
@@ -141,8 +141,10 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         raise DfqError(f"no cell to run: {'; '.join(plan.skipped)}")
     if jobs < 1:
         raise DfqError(f"--jobs {jobs} is not a number of worker processes; valid choices: 1 or more")
-    if cache_dir is not None and cache_dir.exists() and not cache_dir.is_dir():
-        raise DfqError(f"--cache-dir {cache_dir} is a file; valid: a folder (created if missing)")
+    if cache_dir is not None:
+        existing = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
+        if not existing.is_dir():
+            raise DfqError(f"--cache-dir {cache_dir}: {existing} is a file; valid: a folder (created if missing)")
     local_weights = _parse_weights(weights, reg)
     options = _executor_options(executor, executor_options, device, jobs)
     # a Slurm job or Ray task resolves the device on its own node; this process only plans and tabulates
@@ -186,8 +188,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         elif jobs == 1:
             outcome = run_local(plan.cells, session, store, resume, display)
         else:
-            threads = max(1, torch.get_num_threads() // jobs) if torch_device.type == "cpu" else 1
-            spec = WorkerSpec(str(torch_device), threads, store.path, zoo.cache_dir, data_root, local_weights, download)
+            spec = WorkerSpec(str(torch_device), None, store.path, zoo.cache_dir, data_root, local_weights, download)
             outcome = run_parallel(plan.cells, session, store, resume, display, jobs, spec)
     except KeyboardInterrupt:
         interrupted = True

@@ -11,6 +11,7 @@ still done once.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import multiprocessing
 import signal
@@ -70,10 +71,16 @@ def pending(
     todo: list[Cell] = []
     stale: Counter = Counter()
     older: Counter = Counter()
+    unchecked: dict[str, str] = {}
     for cell in cells:
         record = done.get(cell.key)
         made_with = record and record.get("teacher_sha256")
-        now = _teacher_sha256(session, cell) if made_with else None
+        now = None
+        if made_with and session is not None and cell.model not in unchecked:
+            try:
+                now = session.teacher_sha256(cell.dataset, cell.model, cell.data)
+            except Exception as exc:  # noqa: BLE001 - nothing to compare with; the cells that must run will say why
+                unchecked[cell.model] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if record is None or (now and made_with != now):
             todo.append(cell)
             if record is not None:
@@ -91,19 +98,11 @@ def pending(
         f"note: {n} ok record(s) of {method} were made with {distribution} {old}, this run has {new}: they count as done "
         "(--no-resume runs them again)"
         for (method, distribution, old, new), n in older.items()
+    ] + [
+        f"note: the teacher of {model} did not load to check which weights its records were made with ({why}); they count as done"
+        for model, why in unchecked.items()
     ]
     return todo, Outcome(planned=len(cells), skipped=len(cells) - len(todo), notes=notes)
-
-
-def _teacher_sha256(session: Session | None, cell: Cell) -> str | None:
-    if session is None:
-        return None
-    try:
-        return session.teacher_sha256(cell.dataset, cell.model, cell.data)
-    except DfqError:
-        raise
-    except Exception:  # noqa: BLE001 - a teacher that does not load leaves nothing to compare; its cells record why if they run
-        return None
 
 
 def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display) -> Outcome:
@@ -150,6 +149,8 @@ def run_parallel(
     outcome.announce(display, len(todo), f" in {jobs} processes" if jobs > 1 else "")
     if not units:
         return outcome
+    if torch.device(spec.device).type == "cpu":  # an equal share of this process's threads each
+        spec = dataclasses.replace(spec, threads=max(1, torch.get_num_threads() // jobs))
     context = multiprocessing.get_context("spawn")
     devices = context.Queue()
     for device in worker_devices(torch.device(spec.device), jobs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import math
+import reprlib
 import types
 import typing
 from typing import Any
@@ -45,26 +46,36 @@ def apply(obj: Any, changes: dict[str, Any], what: str) -> Any:
     if not changes:
         return obj
     fields = {f.name: f for f in dataclasses.fields(obj)}
-    hints = typing.get_type_hints(type(obj))
+    try:
+        hints = typing.get_type_hints(type(obj))
+    except Exception:  # noqa: BLE001 - annotations that do not resolve: judge by the current values
+        hints = {}
     coerced = {}
     for name, value in changes.items():
         if name not in fields:
             raise unknown("field", name, fields, f" of {what}")
+        current = getattr(obj, name)
+        kind = hints.get(name, Any if current is None else type(current))
         try:
-            coerced[name] = _as(value, hints[name])
-        except TypeError:
-            raise DfqError(f"bad --set value for {what}.{name}: {value!r} is not {_type_name(hints[name])}") from None
+            coerced[name] = _as(value, kind)
+        except (TypeError, OverflowError):
+            raise DfqError(f"bad --set value for {what}.{name}: {reprlib.repr(value)} is not {_type_name(kind)}") from None
     return dataclasses.replace(obj, **coerced)
 
 
 def _as(value: Any, kind: Any) -> Any:
     """``value`` as a ``kind``, or TypeError. Floats must be finite: a record is strict JSON."""
+    if kind is Any:
+        return value
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         for option in typing.get_args(kind):
             try:
                 return _as(value, option)
-            except TypeError:
+            except (TypeError, OverflowError):
                 continue
+    elif typing.get_origin(kind) is typing.Literal:
+        if value in typing.get_args(kind):
+            return value
     elif kind is type(None):
         if value is None:
             return None
@@ -77,12 +88,18 @@ def _as(value: Any, kind: Any) -> Any:
     elif kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-    elif typing.get_origin(kind) is tuple and isinstance(value, (list, tuple)):
-        args = typing.get_args(kind)
-        if len(args) == 2 and args[1] is Ellipsis:
-            args = (args[0],) * len(value)
-        if len(args) == len(value):
-            return tuple(_as(v, a) for v, a in zip(value, args))
+    elif typing.get_origin(kind) is tuple:
+        if isinstance(value, (list, tuple)):
+            args = typing.get_args(kind)
+            if len(args) == 2 and args[1] is Ellipsis:
+                args = (args[0],) * len(value)
+            if len(args) == len(value):
+                return tuple(_as(v, a) for v, a in zip(value, args))
+    elif isinstance(kind, type):  # any other class: an instance of it
+        if isinstance(value, kind):
+            return value
+    else:  # an annotation this cannot check
+        return value
     raise TypeError(kind)
 
 
@@ -91,6 +108,8 @@ def _type_name(kind: Any) -> str:
         return " or ".join(_type_name(k) for k in typing.get_args(kind))
     if kind is type(None):
         return "None"
+    if typing.get_origin(kind) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(kind))
     if kind is float:
         return "a finite number"
     if typing.get_origin(kind) is tuple:

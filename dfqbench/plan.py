@@ -130,19 +130,26 @@ def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, 
     )
 
 
-def quantizer_for(family: str, name: str, changes: dict[str, Any], model: str) -> QuantSettings:
+def quantizer_for(family: str, name: str, changes: dict[str, Any]) -> QuantSettings:
     if name == "auto":
         name = DEFAULT_FOR_FAMILY.get(family, "")
         if not name:
             raise DfqError(f"no default quantizer for model family {family!r}; pass --quantizer")
-    settings = overrides.apply(preset(name), changes, "quantizer").validate()
-    if settings.act_sites == "psaqvit" and family != "vit":  # its sites are those of timm's ViT blocks
-        fitting = ["auto", *(n for n, p in PRESETS.items() if p.act_sites != "psaqvit")]
-        raise DfqError(
-            f"quantizer {name!r} (act_sites=psaqvit) places its activation quantizers in ViT blocks, and {model} is a {family}; "
-            f"valid choices for it: {', '.join(fitting)}"
-        )
-    return settings
+    return overrides.apply(preset(name), changes, "quantizer").validate()
+
+
+def check_fits(settings: QuantSettings, family: str, model: str, changes: dict[str, Any]) -> None:
+    """PSAQ-ViT's activation sites are those of timm's ViT blocks: one line, before any cell
+    runs, where they meet a model of another family."""
+    if settings.act_sites != "psaqvit" or family == "vit":
+        return
+    if "act_sites" in changes:
+        raise DfqError(f"--set quantizer.act_sites=psaqvit places activation quantizers in ViT blocks, and {model} is a {family}; valid choices for it: after-relu")
+    fitting = ["auto", *(n for n, p in PRESETS.items() if p.act_sites != "psaqvit")]
+    raise DfqError(
+        f"quantizer {settings.name!r} places its activation quantizers in ViT blocks, and {model} is a {family}; "
+        f"valid choices for it: {', '.join(fitting)}"
+    )
 
 
 def make_plan(
@@ -181,7 +188,7 @@ def make_plan(
     skipped: list[str] = []
     for dataset, model in rows:
         family = reg.model(model).info.family
-        qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}), model)
+        qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}))
         data = suite_info.data_settings(model)
         for name in changes.get("data", {}):
             if name not in data:
@@ -193,6 +200,7 @@ def make_plan(
                     if seed == seeds[0]:
                         skipped.append(f"{info.name} supports {'/'.join(info.families)} models, {model} is a {family}")
                     continue
+                check_fits(qsettings, family, model, changes.get("quantizer", {}))
                 impl = method_impl(info)
                 for w_bits, a_bits in bits:
                     task = make_task(reg, suite, dataset, model, w_bits, a_bits, data)

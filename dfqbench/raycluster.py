@@ -33,7 +33,7 @@ def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
     options = parse_options(items, OPTIONS, "ray", "num_gpus=1")
     try:  # ray checks the values where the task is declared; no cluster is needed for that
         ray.remote(max_calls=1)(run_unit).options(**options)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise DfqError(f"bad --executor-option value for ray: {exc}") from None
     return options
 

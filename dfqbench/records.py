@@ -13,6 +13,7 @@ import fcntl
 import json
 import math
 import os
+import reprlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -121,11 +122,26 @@ def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
         raise DfqError(f"{where} is not a dfqbench record (needs {', '.join(REQUIRED)}); fix or delete that line")
     if record["status"] not in STATUSES:
         raise DfqError(f"{where} has unknown status {record['status']!r}; valid choices: {', '.join(STATUSES)}")
+    for name, kinds in (("key", str), ("cell", dict), ("teacher_sha256", (str, type(None)))):
+        if not isinstance(record.get(name), kinds):
+            raise DfqError(f"{where} has {name} {reprlib.repr(record.get(name))}, not a {_kind(kinds)}; fix or delete that line")
     for name in NUMBERS:
         value = record.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
-            raise DfqError(f"{where} has {name} {value!r}; valid: a finite number or null. Fix or delete that line")
+        if value is not None and not _finite(value):
+            raise DfqError(f"{where} has {name} {reprlib.repr(value)}; valid: a finite number or null. Fix or delete that line")
     return record
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        return False
+
+
+def _kind(kinds: type | tuple[type, ...]) -> str:
+    names = {str: "string", dict: "JSON object", type(None): "null"}
+    return " or ".join(names[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
 
 
 def latest(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

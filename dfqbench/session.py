@@ -73,7 +73,7 @@ class Session:
         self.display = display
         self.shared = SharedWork()
         self._teachers: dict[tuple, Teacher] = {}
-        self._modules: dict[tuple, tuple[nn.Module, str]] = {}
+        self._digests: dict[tuple, str] = {}
         self._splits: dict[tuple, Dataset] = {}
 
     # -- shared state -------------------------------------------------------------------
@@ -96,22 +96,24 @@ class Session:
         return self._teachers[key]
 
     def teacher_sha256(self, dataset: str, model: str, settings: dict[str, Any]) -> str:
-        """The digest of the teacher's weights, loading (or training) them but neither the data nor the FP accuracy."""
-        return self._module(dataset, model, settings)[1]
+        """The digest of the teacher's weights, loading (or training) them but neither the data
+        nor the FP accuracy; only the digest is kept (a controller of cluster jobs holds no model)."""
+        key = (dataset, model, _frozen(settings))
+        if key not in self._digests:
+            self._module(dataset, model, settings)
+        return self._digests[key]
 
     def _load(self, dataset: str, model: str, settings: dict[str, Any]):
         # the split first: missing data is reported before any download of weights
         return self.split(dataset, self.eval_split, settings), self._module(dataset, model, settings)
 
     def _module(self, dataset: str, model: str, settings: dict[str, Any]) -> tuple[nn.Module, str]:
-        key = (dataset, model, _frozen(settings))
-        if key not in self._modules:
-            info = self.registry.model(model).info
-            module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
-            if model in self.zoo.weights and model not in self.zoo.weights_asked:
-                raise DfqError(f"--weights {model}=…: the {model} loader takes no weights file (it trains or fetches its own); leave it out")
-            self._modules[key] = module, weights_sha256(module)
-        return self._modules[key]
+        info = self.registry.model(model).info
+        module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
+        if model in self.zoo.weights and model not in self.zoo.weights_asked:
+            raise DfqError(f"--weights {model}=…: the {model} loader takes no weights file (it trains or fetches its own); leave it out")
+        sha256 = self._digests[(dataset, model, _frozen(settings))] = weights_sha256(module)
+        return module, sha256
 
     def prepare(self, cells: list[Cell], evaluate: bool = True) -> None:
         """Load every teacher the cells need (weights, validation split, FP accuracy) up

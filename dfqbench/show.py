@@ -33,6 +33,8 @@ def select(records: list[dict[str, Any]], key: str | None, bits: tuple[int, int]
 def nothing_matches(records: list[dict[str, Any]], key: str | None, bits: tuple[int, int] | None, fields: dict[str, Any], results: Any) -> str:
     """Why no cell was selected: the first option that no record has, with the values they
     have, else the combination."""
+    if not records:
+        return f"no records under {results}; run `dfqbench run` first"
     if key and not any(r["key"].startswith(key) for r in records):
         return f"no cell under {results} has a key starting with {key!r}; `dfqbench show` with no key lists them"
     if bits and not select(records, None, bits):

@@ -33,7 +33,9 @@ def one_line_error(result):
         (["--bits", "４"], "bad --bits entry '４'"),
         (["--methods", "psaqvit", "--models", "resnet20-digits"], "no cell to run: psaqvit supports vit models, resnet20-digits is a cnn"),
         (["--quantizer", "psaqvit", "--models", "resnet20-digits"],
-         "quantizer 'psaqvit' (act_sites=psaqvit) places its activation quantizers in ViT blocks, and resnet20-digits is a cnn; valid choices for it: auto, gdfq, zeroq"),
+         "quantizer 'psaqvit' places its activation quantizers in ViT blocks, and resnet20-digits is a cnn; valid choices for it: auto, gdfq, zeroq"),
+        (["--set", "quantizer.act_sites=psaqvit", "--models", "resnet20-digits"],
+         "--set quantizer.act_sites=psaqvit places activation quantizers in ViT blocks, and resnet20-digits is a cnn; valid choices for it: after-relu"),
         (["--set", "noise.batch_size=1e999"], "bad --set value for noise.batch_size: inf is not an integer"),
         (["--methods", "gdfq", "--set", "gdfq.lr_s=1e999"], "bad --set value for gdfq.lr_s: inf is not a finite number"),
         (["--methods", "gdfq", "--set", "gdfq.lr_s=None"], "bad --set value for gdfq.lr_s: None is not a finite number"),
@@ -41,6 +43,7 @@ def one_line_error(result):
         (["--methods", "gdfq", "--set", "gdfq.milestones_s=(1,'a')"], "gdfq.milestones_s: (1, 'a') is not a tuple of integers"),
         (["--set", "quantizer.first_last_bits=abc"], "bad --set value for quantizer.first_last_bits: 'abc' is not an integer or None"),
         (["--set", "quantizer.first_last_bits=1.5"], "quantizer.first_last_bits: 1.5 is not an integer or None"),
+        (["--set", "quantizer.act_momentum=1" + "0" * 400], "bad --set value for quantizer.act_momentum: 1000"),
         (["--budget", "huge"], "unknown budget 'huge'; valid choices: default, paper, smoke"),
         (["--device", "tpu"], "device 'tpu' is not available here; valid choices: auto, cpu"),
         (["--quantizer", "lsq"], "unknown quantizer 'lsq'; valid choices: gdfq, psaqvit, zeroq"),
@@ -110,6 +113,9 @@ def one_record(cli, tmp_path):
         (lambda good: good + b"\xc0\xff\n", "line 2 is not UTF-8 text; fix or delete that line"),
         (lambda good: good.replace(b'"top1": ', b'"top1": "abc", "was": '), "line 1 has top1 'abc'; valid: a finite number or null"),
         (lambda good: good.replace(b'"top1": ', b'"top1": NaN, "was": '), "line 1 has top1 nan; valid: a finite number or null"),
+        (lambda good: good.replace(b'"top1": ', b'"top1": ' + b"9" * 400 + b', "was": '), "line 1 has top1 999"),
+        (lambda good: good.replace(b'"teacher_sha256": ', b'"teacher_sha256": 7, "was": '), "line 1 has teacher_sha256 7, not a string or null"),
+        (lambda good: good.replace(b'"cell": ', b'"cell": [], "was": '), "line 1 has cell [], not a JSON object"),
     ],
 )
 def test_damaged_records_are_one_line_for_every_command(cli, one_record, damage, expected):
@@ -148,8 +154,9 @@ def test_weights_for_a_model_that_takes_none_or_is_not_run(cli, one_record, tmp_
 
 def test_cache_dir_that_is_a_file(cli, tmp_path):
     (tmp_path / "cache").write_text("")
-    line = one_line_error(cli("run", "--methods", "noise", "--cache-dir", str(tmp_path / "cache"), "--results", str(tmp_path)))
-    assert f"--cache-dir {tmp_path / 'cache'} is a file; valid: a folder (created if missing)" in line
+    for given in (tmp_path / "cache", tmp_path / "cache" / "sub"):
+        line = one_line_error(cli("run", "--methods", "noise", "--cache-dir", str(given), "--results", str(tmp_path)))
+        assert f"--cache-dir {given}: {tmp_path / 'cache'} is a file; valid: a folder (created if missing)" in line
 
 
 def test_ray_option_values_are_checked_before_anything_runs(cli, tmp_path):
@@ -175,3 +182,48 @@ def test_ray_option_values_are_checked_before_anything_runs(cli, tmp_path):
 )
 def test_show_names_what_the_records_have(cli, one_record, args, expected):
     assert expected in one_line_error(cli("show", *args, "--results", str(one_record.parent.parent)))
+
+
+def test_show_on_an_empty_records_file(cli, tmp_path):
+    (tmp_path / "digits").mkdir()
+    (tmp_path / "digits" / "records.jsonl").write_text("")
+    for args in ((), ("--seed", "3")):
+        assert f"no records under {tmp_path}; run `dfqbench run` first" in one_line_error(cli("show", *args, "--results", str(tmp_path)))
+
+
+def test_repeated_entries_count_once(cli, tmp_path):
+    res = cli("run", "--methods", "noise,noise", "--seeds", "0,00", "--models", "resnet20-digits", "--bits", "4,4w4a", "--dry-run",
+              "--results", str(tmp_path))  # fmt: skip
+    assert res.code == 0 and "1 cells planned" in res.err
+
+
+def test_a_quantizer_is_checked_only_against_the_models_it_would_run_on(cli, tmp_path):
+    res = cli("run", "--methods", "psaqvit", "--quantizer", "psaqvit", "--dry-run", "--results", str(tmp_path))
+    assert res.code == 0, res.err
+    assert "3 cells planned" in res.err and "note: skipped psaqvit supports vit models, resnet20-digits is a cnn" in res.err
+
+
+def test_set_values_of_literal_any_and_unresolvable_annotations():
+    from dataclasses import dataclass
+    from typing import Any, Literal
+
+    from dfqbench import overrides
+    from dfqbench.errors import DfqError
+
+    @dataclass(frozen=True)
+    class Config:
+        mode: Literal["fast", "slow"] = "fast"
+        extra: Any = None
+        rate: float = 0.1
+
+    assert overrides.apply(Config(), {"mode": "slow", "extra": [1], "rate": 1}, "m") == Config("slow", [1], 1.0)
+    with pytest.raises(DfqError, match="bad --set value for m.mode: 'medium' is not one of 'fast', 'slow'"):
+        overrides.apply(Config(), {"mode": "medium"}, "m")
+
+    @dataclass(frozen=True)
+    class Unresolvable:
+        size: "NoSuchType" = 3  # noqa: F821 - judged by the current value instead
+
+    assert overrides.apply(Unresolvable(), {"size": 4}, "m").size == 4
+    with pytest.raises(DfqError, match="'big' is not an integer"):
+        overrides.apply(Unresolvable(), {"size": "big"}, "m")
