@@ -37,7 +37,7 @@ class Outcome:
     skipped: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     lost: int = 0  #: cells left without a record by a job that died (Slurm, Ray)
-    notes: list[str] = field(default_factory=list)  #: why done cells run again
+    notes: list[str] = field(default_factory=list)  #: what the resume check found: cells rerun, or done with a caveat
 
     def announce(self, display: Display, todo: int, how: str = "") -> None:
         for note in self.notes:
