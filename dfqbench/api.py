@@ -187,6 +187,33 @@ class Method:
         raise NotImplementedError
 
 
+def check_config(
+    config: Any,
+    at_least: dict[str, float] | None = None,
+    above: dict[str, float] | None = None,
+    at_most: dict[str, float] | None = None,
+    below: dict[str, float] | None = None,
+    choices: dict[str, tuple] | None = None,
+) -> None:
+    """For a config's ``__post_init__``: ``ValueError`` naming the first field out of its
+    range (every element of a tuple field is checked) or not among its choices, so that a bad
+    ``--set`` value is one line before any cell runs instead of a failed cell."""
+    rules = [
+        (at_least, lambda v, b: v >= b, "{} or more"),
+        (above, lambda v, b: v > b, "more than {}"),
+        (at_most, lambda v, b: v <= b, "{} or less"),
+        (below, lambda v, b: v < b, "less than {}"),
+    ]
+    for bounds, holds, valid in rules:
+        for name, bound in (bounds or {}).items():
+            value = getattr(config, name)
+            if not all(holds(v, bound) for v in (value if isinstance(value, tuple) else (value,))):
+                raise ValueError(f"{name}={value!r}; valid: {valid.format(bound)}")
+    for name, options in (choices or {}).items():
+        if getattr(config, name) not in options:
+            raise ValueError(f"{name}={getattr(config, name)!r}; valid choices: {', '.join(map(str, options))}")
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A method config as plain JSON-able data (tuples become lists)."""
     if dataclasses.is_dataclass(config):

@@ -60,7 +60,10 @@ def apply(obj: Any, changes: dict[str, Any], what: str) -> Any:
             coerced[name] = _as(value, kind)
         except (TypeError, OverflowError):
             raise DfqError(f"bad --set value for {what}.{name}: {reprlib.repr(value)} is not {_type_name(kind)}") from None
-    return dataclasses.replace(obj, **coerced)
+    try:
+        return dataclasses.replace(obj, **coerced)
+    except ValueError as exc:  # the config's own range and choice checks (api.check_config)
+        raise DfqError(f"bad --set value for {what}: {exc}") from None
 
 
 def _as(value: Any, kind: Any) -> Any:

@@ -1,5 +1,7 @@
 """Bad input: one clear line naming the value and the valid choices, exit 2, nothing lost."""
 
+import re
+
 import pytest
 
 
@@ -44,6 +46,16 @@ def one_line_error(result):
         (["--set", "quantizer.first_last_bits=abc"], "bad --set value for quantizer.first_last_bits: 'abc' is not an integer or None"),
         (["--set", "quantizer.first_last_bits=1.5"], "quantizer.first_last_bits: 1.5 is not an integer or None"),
         (["--set", "quantizer.act_momentum=1" + "0" * 400], "bad --set value for quantizer.act_momentum: 1000"),
+        (["--set", "noise.batches=0"], "bad --set value for noise: batches=0; valid: 1 or more"),
+        (["--methods", "gdfq", "--set", "gdfq.lr_s=-1"], "bad --set value for gdfq: lr_s=-1.0; valid: 0 or more"),
+        (["--methods", "gdfq", "--set", "gdfq.milestones_s=(1,-2)"], "bad --set value for gdfq: milestones_s=(1, -2); valid: 0 or more"),
+        (["--methods", "gdfq", "--set", "gdfq.betas_g=(0.5,1.0)"], "bad --set value for gdfq: betas_g=(0.5, 1.0); valid: less than 1"),
+        (["--methods", "gdfq", "--set", "gdfq.conditioning=nosuch"], "bad --set value for gdfq: conditioning='nosuch'; valid choices: embedding, cbn"),
+        (["--methods", "qimera", "--set", "qimera.mix_prob=1.5"], "bad --set value for qimera: mix_prob=1.5; valid: 1 or less"),
+        (["--methods", "adadfq", "--set", "adadfq.lambda_lower=0.9"], "lambda_lower=0.9 is above lambda_upper=0.8"),
+        (["--methods", "zaq", "--set", "zaq.bn_mode=frozen"], "bad --set value for zaq: bn_mode='frozen'; valid choices: train, eval"),
+        (["--methods", "zeroq", "--set", "zeroq.iterations=0"], "bad --set value for zeroq: iterations=0; valid: 1 or more"),
+        (["--methods", "psaqvit", "--set", "psaqvit.kde_bandwidth=0"], "bad --set value for psaqvit: kde_bandwidth=0.0; valid: more than 0"),
         (["--budget", "huge"], "unknown budget 'huge'; valid choices: default, paper, smoke"),
         (["--device", "tpu"], "device 'tpu' is not available here; valid choices: auto, cpu"),
         (["--quantizer", "lsq"], "unknown quantizer 'lsq'; valid choices: gdfq, psaqvit, zeroq"),
@@ -227,3 +239,28 @@ def test_set_values_of_literal_any_and_unresolvable_annotations():
     assert overrides.apply(Unresolvable(), {"size": 4}, "m").size == 4
     with pytest.raises(DfqError, match="'big' is not an integer"):
         overrides.apply(Unresolvable(), {"size": "big"}, "m")
+
+
+def test_check_config_bounds_every_element_and_names_the_rule():
+    from dataclasses import dataclass
+
+    from dfqbench.api import check_config
+
+    @dataclass(frozen=True)
+    class Config:
+        steps: tuple[int, ...] = (5, 5)
+        rate: float = 0.5
+        mode: str = "a"
+
+        def __post_init__(self):
+            check_config(self, at_least={"steps": 1}, above={"rate": 0}, at_most={"rate": 1}, choices={"mode": ("a", "b")})
+
+    Config(steps=(1,), rate=1.0, mode="b")  # every bound is inclusive or strict as named
+    for kwargs, message in [
+        ({"steps": (5, 0)}, "steps=(5, 0); valid: 1 or more"),
+        ({"rate": 0.0}, "rate=0.0; valid: more than 0"),
+        ({"rate": 1.5}, "rate=1.5; valid: 1 or less"),
+        ({"mode": "c"}, "mode='c'; valid choices: a, b"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Config(**kwargs)

@@ -36,6 +36,9 @@ from dfqbench.precision import full_precision, upcast
 ACGAN_EPS = 0.8
 
 
+#: how the ACGAN generators condition on the label: CIFAR ``embedding`` ⊙ z, ImageNet conditional BN
+CONDITIONINGS = ("embedding", "cbn")
+
 class ConditionalBatchNorm2d(nn.Module):
     """BN without affine, then a per-class γ (init 1) and β (init 0) looked up by label.
 
@@ -108,8 +111,8 @@ class GDFQGenerator(nn.Module):
 
     def __init__(self, num_classes: int, image_shape: tuple[int, int, int], latent_dim: int = 100, conditioning: str = "embedding"):
         super().__init__()
-        if conditioning not in ("embedding", "cbn"):
-            raise ValueError(f"unknown conditioning {conditioning!r}; valid choices: cbn, embedding")
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"unknown conditioning {conditioning!r}; valid choices: {', '.join(CONDITIONINGS)}")
         self.latent_dim = latent_dim
         self.label_emb = nn.Embedding(num_classes, latent_dim) if conditioning == "embedding" else None
         self.trunk = ACGANTrunk(latent_dim, image_shape, cbn_classes=num_classes if conditioning == "cbn" else None)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfqbench.api import check_config
 from dfqbench.context import RunContext
 from dfqbench.dfq.bn_stats import BNInputs
 from dfqbench.quant import set_calibrating
@@ -50,6 +51,15 @@ class LoopConfig:
     weight_decay_s: float = 1e-4
     nesterov_s: bool = True
     betas_g: tuple[float, float] = (0.5, 0.999)
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            at_least={"epochs": 1, "iters_per_epoch": 1, "batch_size": 1, "warmup_epochs": 0, "calib_epochs": 0, "lr_s": 0, "lr_g": 0,
+                      "milestones_s": 0, "milestones_g": 0, "momentum_s": 0, "weight_decay_s": 0, "betas_g": 0},
+            above={"lr_decay": 0},
+            below={"betas_g": 1},
+        )  # fmt: skip
 
 
 def multistep_lr(base: float, epoch: int, milestones: tuple[int, ...], decay: float) -> float:

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import torch
 
-from dfqbench.api import Task
+from dfqbench.api import Task, check_config
 from dfqbench.dfq.bn_stats import BNInputs, gdfq_bns_loss
 from dfqbench.dfq.family import GeneratorMethod
+from dfqbench.dfq.generators import CONDITIONINGS
 from dfqbench.dfq.loop import ConditionalGame, LoopConfig
 from dfqbench_adadfq import losses
 
@@ -39,6 +40,18 @@ class AdaDFQConfig(LoopConfig):
     beta: float = 1.0  #: weight of L_bal
     gamma: float = 1.0  #: weight of L_BNS
     temperature: float = 20.0  #: of the student loss
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config(
+            self,
+            at_least={"latent_dim": 1, "alpha_ds": 0, "alpha_as": 0, "lambda_lower": 0, "beta": 0, "gamma": 0},
+            above={"temperature": 0},
+            at_most={"lambda_upper": 1},
+            choices={"conditioning": CONDITIONINGS},
+        )
+        if self.lambda_lower > self.lambda_upper:
+            raise ValueError(f"lambda_lower={self.lambda_lower} is above lambda_upper={self.lambda_upper}; valid: lambda_lower ≤ lambda_upper")
 
 
 _CIFAR = dict(warmup_epochs=4, lr_s=1e-4, milestones_s=(100, 200, 300), milestones_g=(100, 200, 300), temperature=20.0)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dfqbench.api import Method
+from dfqbench.api import Method, check_config
 from dfqbench.quant import calibrating
 
 BATCHES = {"paper": 32, "default": 32, "smoke": 2}
@@ -21,6 +21,9 @@ BATCHES = {"paper": 32, "default": 32, "smoke": 2}
 class CalibrationConfig:
     batches: int = 32
     batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        check_config(self, at_least={"batches": 1, "batch_size": 1})
 
 
 def _calibrate(qmodel, batches, ctx, description):

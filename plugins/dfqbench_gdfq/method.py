@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dfqbench.api import Task
+from dfqbench.api import Task, check_config
 from dfqbench.dfq.family import GeneratorMethod, LabelGuidedGame
+from dfqbench.dfq.generators import CONDITIONINGS
 from dfqbench.dfq.loop import LoopConfig
 
 
@@ -29,6 +30,10 @@ class GDFQConfig(LoopConfig):
     temperature: float = 20.0
     alpha: float = 1.0
     bns_weight: float = 0.1  #: hard-coded in the reference trainer
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config(self, at_least={"latent_dim": 1, "alpha": 0, "bns_weight": 0}, above={"temperature": 0}, choices={"conditioning": CONDITIONINGS})
 
 
 #: ``cifar100_resnet20.hocon`` (CIFAR-10 derived from it, as Qimera's code does) and

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dfqbench.api import Method, Task
+from dfqbench.api import Method, Task, check_config
 from dfqbench.quant import calibrating
 from dfqbench_psaqvit.generation import AttentionProbe, PatchSimilarityObjective, PixelBatch, image_bounds, optimise
 from dfqbench_psaqvit.losses import tv_target_scale
@@ -60,6 +60,16 @@ class PSAQViTConfig:
     tv_weight: float = 0.05
     #: U(lo, hi) target of the TV prior for a 32×3×224×224 batch (scaled to the real one)
     tv_target: tuple[float, float] = (2500.0, 3000.0)
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            at_least={"images": 1, "steps": 1, "jitter": 0, "warmup": 0, "lr": 0, "betas": 0, "flip": 0, "kde_points": 2,
+                      "ce_weight": 0, "tv_weight": 0, "tv_target": 0},
+            above={"kde_bandwidth": 0},
+            at_most={"flip": 1},
+            below={"betas": 1},
+        )  # fmt: skip
 
 
 class PSAQViT(Method):

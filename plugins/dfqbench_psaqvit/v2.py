@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from dfqbench.api import Method, Task
+from dfqbench.api import Method, Task, check_config
 from dfqbench.dfq.generators import UnconditionalGenerator
 from dfqbench.errors import unknown
 from dfqbench.quant import calibrating, quant_acts
@@ -92,6 +92,16 @@ class PSAQViTV2Config:
     def __post_init__(self):
         if self.sample_param not in SAMPLE_PARAMS:
             raise unknown("psaqvit-v2 sample_param", self.sample_param, SAMPLE_PARAMS)
+        check_config(
+            self,
+            at_least={"pool_batches": 1, "batch_size": 1, "warm_steps": 0, "warm_warmup": 0, "warm_lr": 0, "jitter": 0, "flip": 0,
+                      "betas": 0, "calib_batches": 1, "cycles": 1, "sample_steps": 0, "sample_lr": 0, "student_steps": 0,
+                      "student_lr": 0, "student_weight_decay": 0, "adv_weight": 0, "ce_weight": 0, "tv_weight": 0, "tv_target": 0,
+                      "kde_points": 2, "latent_dim": 1, "generator_lr": 0},
+            above={"temperature": 0, "kde_bandwidth": 0},
+            at_most={"flip": 1, "calib_batches": self.pool_batches},
+            below={"betas": 1},
+        )  # fmt: skip
 
 
 #: fields the warm start depends on: cells that agree on them share it

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfqbench.api import Task
+from dfqbench.api import Task, check_config
 from dfqbench.dfq.family import GeneratorMethod, LabelGuidedGame
-from dfqbench.dfq.generators import QimeraGenerator
+from dfqbench.dfq.generators import CONDITIONINGS, QimeraGenerator
 from dfqbench.dfq.loop import LoopConfig, Sample
 
 
@@ -43,6 +43,16 @@ class QimeraConfig(LoopConfig):
     temperature: float = 20.0
     alpha: float = 1.0
     bns_weight: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config(
+            self,
+            at_least={"mix_prob": 0, "mix_classes": 1, "dm_dim": 0, "noise_scale": 0, "alpha": 0, "bns_weight": 0},
+            above={"temperature": 0},
+            at_most={"mix_prob": 1},
+            choices={"embedding_init": ("random", "teacher"), "conditioning": CONDITIONINGS},
+        )
 
 
 _CIFAR = dict(batch_size=200, warmup_epochs=4, lr_s=1e-4)

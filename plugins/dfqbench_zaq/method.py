@@ -36,13 +36,16 @@ from dataclasses import dataclass
 
 import torch
 
-from dfqbench.api import Method, Task
+from dfqbench.api import Method, Task, check_config
 from dfqbench.dfq.budgets import REDUCED, reduced_batch
 from dfqbench.dfq.features import StageOutputs, stage_names
 from dfqbench.dfq.generators import UnconditionalGenerator
 from dfqbench.dfq.loop import multistep_lr
 from dfqbench.quant import set_calibrating
 from dfqbench_zaq import losses
+
+
+BN_MODES = ("train", "eval")  #: see ``ZAQConfig.bn_mode``
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,17 @@ class ZAQConfig:
     #: re-estimated on generated data; ``eval``: BN frozen, as the GDFQ family (an ablation)
     bn_mode: str = "train"
     derived: bool = False  #: True where the reference has no config (ImageNet)
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            at_least={"epochs": 1, "iters_per_epoch": 1, "q_steps": 1, "batch_size": 1, "latent_dim": 1, "lr_q": 0, "momentum_q": 0,
+                      "weight_decay_q": 0, "lr_g": 0, "betas_g": 0, "milestones": 0, "alpha": 0, "beta": 0, "scrm_gamma": 0,
+                      "calib_epochs": 0},
+            above={"lr_decay": 0},
+            below={"betas_g": 1},
+            choices={"bn_mode": BN_MODES},
+        )  # fmt: skip
 
 
 REDUCED_LR_Q = 0.01
@@ -106,8 +120,6 @@ class ZAQ(Method):
         generator = UnconditionalGenerator(task.input_shape, config.latent_dim).to(ctx.device)
         opt_q = torch.optim.SGD(qmodel.parameters(), lr=config.lr_q, momentum=config.momentum_q, weight_decay=config.weight_decay_q)
         opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=tuple(config.betas_g))
-        if config.bn_mode not in ("train", "eval"):
-            raise ValueError(f"unknown bn_mode {config.bn_mode!r}; valid choices: eval, train")
         teacher.eval()
         qmodel.train(config.bn_mode == "train")
         generator.train()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dfqbench.api import Method, Task
+from dfqbench.api import Method, Task, check_config
 from dfqbench.context import RunContext
 from dfqbench.dfq.bn_stats import BNInputs, zeroq_bns_loss
 from dfqbench.precision import full_precision
@@ -43,6 +43,15 @@ class ZeroQConfig:
     #: ``reference``: the code's (randint − 127.5)/5418.75; ``unit``: divided by the std
     #: (the documented intent), for ablation
     init: str = "reference"
+
+    def __post_init__(self) -> None:
+        check_config(
+            self,
+            at_least={"batch_size": 1, "iterations": 1, "lr": 0, "plateau_patience": 0, "min_lr": 0},
+            above={"plateau_factor": 0},
+            below={"plateau_factor": 1},
+            choices={"init": ("reference", "unit")},
+        )
 
 
 def initial_images(cfg: ZeroQConfig, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
