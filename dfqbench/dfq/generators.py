@@ -39,6 +39,7 @@ ACGAN_EPS = 0.8
 #: how the ACGAN generators condition on the label: CIFAR ``embedding`` ⊙ z, ImageNet conditional BN
 CONDITIONINGS = ("embedding", "cbn")
 
+
 class ConditionalBatchNorm2d(nn.Module):
     """BN without affine, then a per-class γ (init 1) and β (init 0) looked up by label.
 
