@@ -45,25 +45,34 @@ def apply(obj: Any, changes: dict[str, Any], what: str) -> Any:
     and the type for anything else, before any cell runs."""
     if not changes:
         return obj
-    fields = {f.name: f for f in dataclasses.fields(obj)}
     try:
         hints = typing.get_type_hints(type(obj))
     except Exception:  # noqa: BLE001 - annotations that do not resolve: judge by the current values
         hints = {}
-    coerced = {}
-    for name, value in changes.items():
-        if name not in fields:
-            raise unknown("field", name, fields, f" of {what}")
-        current = getattr(obj, name)
-        kind = hints.get(name, Any if current is None else type(current))
-        try:
-            coerced[name] = _as(value, kind)
-        except (TypeError, OverflowError):
-            raise DfqError(f"bad --set value for {what}.{name}: {reprlib.repr(value)} is not {_type_name(kind)}") from None
+    current = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     try:
-        return dataclasses.replace(obj, **coerced)
+        return dataclasses.replace(obj, **_checked(changes, current, hints, what))
     except ValueError as exc:  # the config's own range and choice checks (api.check_config)
         raise DfqError(f"bad --set value for {what}: {exc}") from None
+
+
+def apply_to_dict(settings: dict[str, Any], changes: dict[str, Any], what: str, whose: str) -> dict[str, Any]:
+    """``settings`` (plain data, such as a suite's data settings) with ``changes``, each of
+    the type of the value it replaces."""
+    return {**settings, **_checked(changes, settings, {}, what, whose)}
+
+
+def _checked(changes: dict[str, Any], current: dict[str, Any], hints: dict[str, Any], what: str, whose: str = "") -> dict[str, Any]:
+    out = {}
+    for name, value in changes.items():
+        if name not in current:
+            raise unknown("field", name, current, f" of {whose or what}")
+        kind = hints.get(name, Any if current[name] is None else type(current[name]))
+        try:
+            out[name] = _as(value, kind)
+        except (TypeError, OverflowError):
+            raise DfqError(f"bad --set value for {what}.{name}: {reprlib.repr(value)} is not {_type_name(kind)}") from None
+    return out
 
 
 def _as(value: Any, kind: Any) -> Any:

@@ -189,11 +189,7 @@ def make_plan(
     for dataset, model in rows:
         family = reg.model(model).info.family
         qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}))
-        data = suite_info.data_settings(model)
-        for name in changes.get("data", {}):
-            if name not in data:
-                raise unknown("field", name, data, f" of the data settings of suite {suite!r}")
-        data.update(changes.get("data", {}))
+        data = overrides.apply_to_dict(suite_info.data_settings(model), changes.get("data", {}), "data", f"the data settings of suite {suite!r}")
         for seed in seeds:
             for info in infos:
                 if family not in info.families:

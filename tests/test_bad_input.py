@@ -64,6 +64,7 @@ def one_line_error(result):
         (["--set", "gdfq.lr=1"], "--set gdfq.…: method 'gdfq' is not in this run's --methods; valid targets: data, quantizer, noise"),
         (["--set", "nosuch.lr=1"], "unknown --set target 'nosuch'; valid choices: data, noise, quantizer"),
         (["--set", "data.resize=256"], "unknown field 'resize' of the data settings of suite 'digits'; valid choices: (none)"),
+        (["--suite", "imagenet", "--set", "data.resize=abc"], "bad --set value for data.resize: 'abc' is not an integer"),
         (["--set", "broken"], "bad --set 'broken'; valid form: METHOD.FIELD=VALUE"),
         (["--jobs", "0"], "--jobs 0 is not a number of worker processes; valid choices: 1 or more"),
         (["--jobs", "two"], "'two' is not a valid integer"),
