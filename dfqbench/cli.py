@@ -330,11 +330,11 @@ def show(key, results, suite, method, model, bits, seed, budget, precision):
             raise DfqError(f"--bits {bits} names {len(parsed)} settings; valid: one, such as 4 or 4w8a")
         selected_bits = parsed[0]
     suites = sorted(path.parent.name for path in results.glob("*/records.jsonl"))
-    if suite is not None and suite not in suites:
-        raise unknown("suite", suite, suites, f" with records under {results}") if suites else DfqError(f"no records under {results}; run `dfqbench run` first")
-    stores = [RecordStore(results / name / "records.jsonl") for name in ([suite] if suite else suites)]
-    if not stores:
+    if not suites:
         raise DfqError(f"no records under {results}; run `dfqbench run` first")
+    if suite is not None and suite not in suites:
+        raise unknown("suite", suite, suites, f" with records under {results}")
+    stores = [RecordStore(results / name / "records.jsonl") for name in ([suite] if suite else suites)]
     fields = dict(method=method, model=model, seed=seed, budget=budget, precision=precision)
     read = [(store, store.read()) for store in stores]
     matches = [(store, r) for store, records in read for r in show_.select(records, key, selected_bits, **fields)]
