@@ -274,9 +274,16 @@ def _describe(section: str, info) -> str:
     default=None,
     help="Also write compare.csv/compare.md: ours vs every published number, entry by entry.",
 )
-def table(results, suite, compare):
-    """Regenerate table.csv, table.md and table.tex (and compare.*) from the stored records."""
+@click.option(
+    "--versus",
+    metavar="METHOD",
+    default=None,
+    help="Also write versus-METHOD.csv/.md: every method's top-1 minus METHOD's, seed by seed (e.g. `--versus noise`).",
+)
+def table(results, suite, compare, versus):
+    """Regenerate table.csv, table.md and table.tex (and compare.*, versus-*) from the stored records."""
     from dfqbench import tables
+    from dfqbench import versus as versus_
     from dfqbench.records import RecordStore
 
     available = sorted(p.parent.name for p in results.glob("*/records.jsonl") if p.stat().st_size)
@@ -284,26 +291,40 @@ def table(results, suite, compare):
     if not suites:
         raise DfqError(f"no records under {results}/<suite>/records.jsonl; run `dfqbench run` first")
     reg = load_registry()
-    for name in suites:
-        store = RecordStore(results / name / "records.jsonl")
-        records = store.read()
-        if not records:
+    stores = {name: RecordStore(results / name / "records.jsonl") for name in suites}
+    records = {name: store.read() for name, store in stores.items()}
+    for name, store in stores.items():
+        if not records[name]:
             raise DfqError(f"no records in {store.path}; valid suites here: {', '.join(available) or '(none)'}")
-        published = _published(reg, name)
-        _, text = tables.write(records, store.path.parent, published)
+    published = {name: _published(reg, name) for name in suites}
+    methods = {name: versus_.methods(records[name]) if versus is not None else [] for name in suites}
+    if versus is not None:
+        _honoured_somewhere(suites, lambda n: versus in methods[n] or f"no {versus!r} records in {stores[n].path}; methods there: {', '.join(methods[n])}")
+    if compare is not None:
+        with_numbers = sorted(n for n, e in reg.suites.items() if e.info.published)
+        _honoured_somewhere(suites, lambda n: not published[n].empty or f"suite {n!r} has no published numbers; suites with published numbers: {', '.join(with_numbers)}")
+    for name, store in stores.items():
+        out_dir = store.path.parent
+        _, text = tables.write(records[name], out_dir, published[name])
         click.echo(text)
-        if compare is None:
-            continue
-        if published.empty:
-            with_numbers = sorted(n for n, e in reg.suites.items() if e.info.published)
-            message = f"suite {name!r} has no published numbers; suites with published numbers: {', '.join(with_numbers)}"
-            if suite:
-                raise DfqError(message)
-            click.echo(f"note: {message}", err=True)
-            continue
-        csv_path, md_path, text = tables.write_compare(records, store.path.parent, published)
-        click.echo(text)
-        click.echo(f"compare: {csv_path}, {md_path}", err=True)
+        if versus in methods[name]:
+            csv_path, md_path, text = versus_.write(records[name], out_dir, versus)
+            click.echo(text)
+            click.echo(f"versus {versus}: {csv_path}, {md_path}", err=True)
+        if compare is not None and not published[name].empty:
+            csv_path, md_path, text = tables.write_compare(records[name], out_dir, published[name])
+            click.echo(text)
+            click.echo(f"compare: {csv_path}, {md_path}", err=True)
+
+
+def _honoured_somewhere(suites: list[str], check) -> None:
+    """``check(suite)`` is True, or why the suite cannot honour an option. An option that no
+    suite can honour is bad input; a suite that cannot, beside others that can, gets a note."""
+    reasons = [r for r in map(check, suites) if r is not True]
+    if reasons and len(reasons) == len(suites):
+        raise DfqError(reasons[0])
+    for reason in reasons:
+        click.echo(f"note: {reason}", err=True)
 
 
 @cli.command()

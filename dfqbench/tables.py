@@ -143,11 +143,11 @@ def with_published(summary: pd.DataFrame, published: pd.DataFrame) -> pd.DataFra
     return out
 
 
-def _signed(value: float, digits: int) -> str:
+def signed(value: float, digits: int) -> str:
     return f"{value:+.{digits}f}".replace("-", MINUS)
 
 
-def _ours(row: pd.Series) -> str:
+def top1_text(row: pd.Series) -> str:
     if row["n_ok"] == 0:
         return row["failures"] or "failed"
     text = f"{row['top1_mean']:.2f}"
@@ -164,13 +164,25 @@ def _published(value: float, std: float, rerun: bool) -> str:
 
 
 def _entry(row: pd.Series) -> str:
-    text = _ours(row)
+    text = top1_text(row)
     if pd.isna(row.get("pub_top1")):
         return text
     published = _published(row["pub_top1"], float("nan"), bool(row["pub_rerun"]))
     if row["n_ok"] == 0:
         return f"{text} (pub {published})"
-    return f"{text} (pub {published}, {_signed(row['delta'], 1)})"
+    return f"{text} (pub {published}, {signed(row['delta'], 1)})"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the entries of a paper table show, which entry of a row is bold, and what the
+    table says of itself: the summary's layout by default, :mod:`dfqbench.versus` another."""
+
+    entry: Callable[[pd.Series], str] = _entry
+    #: the column whose highest value among a row's data-free entries is bold
+    score: str = "top1_mean"
+    heading: str = ""
+    note: str = "Top-1 (%) on the validation split of the final model (no selection on it); mean ± std over seeds."
 
 
 @dataclass
@@ -190,7 +202,7 @@ class PaperTable:
         return [[(best if (i, j) in self.best else other)(text) for j, text in enumerate(row)] for i, row in enumerate(self.rows)]
 
 
-def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
+def paper_tables(summary: pd.DataFrame, layout: Layout = Layout()) -> list[PaperTable]:
     out = []
     for (suite, *how), table in summary.groupby(TABLE, sort=False):
         # data-free methods by publication year (baselines first), references last
@@ -204,7 +216,7 @@ def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
         for (_, _, w, a), row_group in table.groupby(["dataset", "model", "w_bits", "a_bits"], sort=False):
             first = row_group.iloc[0]
             by_method = {r["method"]: r for _, r in row_group.iterrows()}
-            eligible = [r["top1_mean"] for r in by_method.values() if r["data_free"] and r["n_ok"] > 0]
+            eligible = [r[layout.score] for r in by_method.values() if r["data_free"] and pd.notna(r[layout.score])]
             top = max(eligible) if eligible else None
             fp = f"{first['fp_top1']:.2f}" if pd.notna(first["fp_top1"]) else "?"
             if pd.notna(first.get("pub_fp_top1")):
@@ -212,18 +224,18 @@ def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
             cells = [first["dataset_label"], f"{first['model_label']} ({fp})", f"{w}w{a}a"]
             for m in methods:
                 r = by_method.get(m)
-                if r is not None and top is not None and r["data_free"] and r["n_ok"] > 0 and round(r["top1_mean"], 2) == round(top, 2):
+                if r is not None and top is not None and r["data_free"] and round(r[layout.score], 2) == round(top, 2):
                     best.add((len(rows), len(cells)))
-                cells.append("–" if r is None else _entry(r))
+                cells.append("–" if r is None else layout.entry(r))
             rows.append(cells)
-        notes = ["Top-1 (%) on the validation split of the final model (no selection on it); mean ± std over seeds."]
+        notes = [layout.note]
         if any("†" in v for v in labels.values()):
             notes.append("† not data-free: a reference calibrated on real training images, never bold.")
         seeds = sorted({int(s) for ss in table["seeds"] for s in ss.split(",")})
         versions = sorted({v for vs in table["versions"] for v in vs.split(",")})
         out.append(
             PaperTable(
-                title=f"Suite `{suite}` · {setting(*how)} · seeds {', '.join(map(str, seeds))} · dfqbench {', '.join(versions)}",
+                title=f"{layout.heading}Suite `{suite}` · {setting(*how)} · seeds {', '.join(map(str, seeds))} · dfqbench {', '.join(versions)}",
                 header=["Dataset", "Model (FP top-1)", "Bits", *(labels[m] for m in methods)],
                 rows=rows,
                 best=best,
@@ -233,9 +245,9 @@ def paper_tables(summary: pd.DataFrame) -> list[PaperTable]:
     return out
 
 
-def markdown(summary: pd.DataFrame) -> str:
+def markdown(summary: pd.DataFrame, layout: Layout = Layout()) -> str:
     parts = []
-    for t in paper_tables(summary):
+    for t in paper_tables(summary, layout):
         parts.append(
             f"### {t.title}\n\n"
             + pd.DataFrame(t.marked(lambda text: f"**{text}**"), columns=t.header).to_markdown(index=False, disable_numparse=True)
@@ -338,11 +350,11 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
                     r["model_label"],
                     f"{r['w_bits']}w{r['a_bits']}a",
                     r["label"] if r["ours"] else f"{r['label']} (not run)",
-                    _ours(r) if r["ours"] else "–",
+                    top1_text(r) if r["ours"] else "–",
                     f"{r['fp_top1']:.2f}" if pd.notna(r["fp_top1"]) else "–",
                     _published(r["pub_top1"], r["pub_top1_std"], bool(r["pub_rerun"])) if has_pub else "–",
                     f"{r['pub_fp_top1']:.2f}" if has_pub else "–",
-                    _signed(r["delta"], 2) if pd.notna(r["delta"]) else "–",
+                    signed(r["delta"], 2) if pd.notna(r["delta"]) else "–",
                     r["pub_source"] if has_pub else "–",
                 ]
             )

@@ -265,3 +265,17 @@ def test_check_config_bounds_every_element_and_names_the_rule():
     ]:
         with pytest.raises(ValueError, match=re.escape(message)):
             Config(**kwargs)
+
+
+def test_versus_a_method_no_suite_has(cli, one_record):
+    results = one_record.parent.parent
+    line = one_line_error(cli("table", "--results", str(results), "--versus", "nosie"))
+    assert line == f"dfqbench: error: no 'nosie' records in {one_record}; methods there: noise"
+    assert not list(one_record.parent.glob("versus-*"))
+    # a suite without it, beside one with it: a note, and the other suite's table
+    other = results / "other" / "records.jsonl"
+    other.parent.mkdir()
+    other.write_text(one_record.read_text().replace('"method": "noise"', '"method": "gdfq"'))
+    res = cli("table", "--results", str(results), "--versus", "noise")
+    assert res.code == 0 and f"note: no 'noise' records in {other}; methods there: gdfq" in res.err
+    assert (one_record.parent / "versus-noise.md").exists() and not (other.parent / "versus-noise.md").exists()

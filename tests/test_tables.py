@@ -150,3 +150,47 @@ def test_a_model_whose_entries_come_from_different_teacher_weights_is_flagged():
     mixed = one[:-1] + [made_with(RECORDS[-1], "b" * 64)]  # noise rerun with another --weights file
     text = tables.markdown(tables.summarize(tables.frame(mixed)))
     assert f"Not comparable: the ResNet-20 entries were made with 2 different teacher weights (sha256 {'a' * 12}…, {'b' * 12}…)" in text
+
+
+def versus_records():
+    """Noise and three methods over seeds 0–2: GDFQ +20 in every seed, ZeroQ one seed that
+    pairs (its seed 1 diverged, and its seed 2 ran with other teacher weights than noise's)."""
+    def made_with(rec, sha256="a" * 64):
+        return {**rec, "teacher_sha256": sha256}
+
+    noise = [made_with(record("noise", s, 70.0 + 2 * s, year=0, label="Noise")) for s in range(3)]
+    gdfq = [made_with(record("gdfq", s, 90.0 + 2 * s)) for s in range(3)]
+    zeroq = [made_with(record("zeroq", 0, 80.0)), made_with(record("zeroq", 1, 0, status="diverged")), made_with(record("zeroq", 2, 99.0), "b" * 64)]
+    real = [made_with(record("real", 0, 99.0, data_free=False, label="Real-calib"))]
+    return noise + gdfq + zeroq + real
+
+
+def test_versus_lists_each_seeds_difference_to_the_baseline(tmp_path):
+    from dfqbench import versus
+
+    recs = versus_records()
+    summary = versus.summarize(tables.frame(recs), "noise").set_index("method")
+    assert summary.loc["gdfq", "deltas"] == [20.0, 20.0, 20.0] and summary.loc["gdfq", "delta_mean"] == 20.0
+    assert summary.loc["gdfq", "delta_std"] == 0.0 and summary.loc["gdfq", "delta_min"] == 20.0
+    # seed 1 diverged, seed 2 was made with other teacher weights: only seed 0 pairs
+    assert summary.loc["zeroq", "deltas"] == [10.0] and summary.loc["zeroq", "paired_seeds"] == "0"
+    assert summary.loc["real", "deltas"] == [29.0]
+    assert pd.isna(summary.loc["noise", "n_paired"])
+    csv_path, md_path, text = versus.write(recs, tmp_path, "noise")
+    assert md_path.read_text() == text and md_path.name == "versus-noise.md"
+    assert text.startswith("### Differences to Noise, seed by seed · Suite `digits` · budget `default` · quantizer `gdfq` · seeds 0, 1, 2")
+    row = next(l for l in text.splitlines() if l.startswith("| Digits"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # noise: its own top-1 and its drop from FP (98.5 − 72); the reference is never bold
+    assert cells[3:] == ["72.00 ± 2.00 (−26.5)", "**+20.00 (+20.0, +20.0, +20.0)**", "+10.00 (+10.0; seed 0)", "+29.00 (+29.0)"]
+    csv = pd.read_csv(csv_path).set_index("method")
+    assert csv.loc["gdfq", "deltas"] == "20.0000,20.0000,20.0000" and csv.loc["zeroq", "n_paired"] == 1
+
+
+def test_versus_leaves_out_tables_without_the_baseline(tmp_path):
+    from dfqbench import versus
+
+    smoke = record("gdfq", 0, 50.0, budget="smoke")
+    summary = versus.summarize(tables.frame(versus_records() + [smoke]), "noise")
+    assert set(summary["budget"]) == {"default"}
+    assert versus.methods(versus_records()) == ["gdfq", "noise", "real", "zeroq"]

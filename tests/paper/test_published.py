@@ -171,10 +171,11 @@ class TestCompare:
         rec = record("noise", "Noise", 0, 50.0)
         rec["cell"].update(suite="digits", dataset="digits")
         (folder / "records.jsonl").write_text(json.dumps(rec) + "\n")
-        res = cli("table", "--results", str(tmp_path), "--suite", "digits", "--compare", "published")
-        assert res.code == 2
-        assert res.err.strip().splitlines()[-1] == (
-            "dfqbench: error: suite 'digits' has no published numbers; suites with published numbers: cifar10, cifar100, imagenet, imagenet-vit")
+        for suite in (("--suite", "digits"), ()):  # named, or the only suite there: nothing to compare is an error
+            res = cli("table", "--results", str(tmp_path), *suite, "--compare", "published")
+            assert res.code == 2
+            assert res.err.strip().splitlines()[-1] == (
+                "dfqbench: error: suite 'digits' has no published numbers; suites with published numbers: cifar10, cifar100, imagenet, imagenet-vit")
 
     def test_unknown_compare_target(self, cli, results):
         res = cli("table", "--results", str(results), "--compare", "paper")

@@ -1,0 +1,100 @@
+"""Seed-by-seed differences to a baseline method (``dfqbench table --versus noise``).
+
+A mean ± std per entry cannot say whether a method beats the naive baseline in every seed;
+this table can. Each entry is the mean over seeds of the method's top-1 minus the baseline's
+with the same seed, followed by every seed's difference in seed order. A seed fixes each
+method's randomness on its own, so the pairing does not share noise between the two runs;
+it lists them side by side. Only seeds where both cells are ``ok`` and were made with the
+same teacher weights count. The baseline's own column shows its top-1 and its difference to
+the FP teacher: where it loses clearly is where the other methods have something to win.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dfqbench import tables
+from dfqbench.errors import writing_tables
+
+COLUMNS = tables.KEYS + ["top1_mean", "top1_std", "n_ok", "n_seeds", "n_paired", "paired_seeds", "deltas", "delta_mean", "delta_std",
+                         "delta_min", "fp_top1", "teacher_sha256", "data_free"]  # fmt: skip
+
+
+def seed_differences(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """One row per (entry, seed) where the method and ``baseline`` are both ``ok`` on the
+    same row of the same table, with the same seed and teacher; ``delta`` is method − baseline."""
+    ok = cells[cells["status"] == "ok"]
+    on = [*tables.TABLE, *tables.ROW, "teacher", "seed"]
+    base = ok.loc[ok["method"] == baseline, on + ["top1"]].rename(columns={"top1": "baseline_top1"})
+    pairs = ok[ok["method"] != baseline].merge(base, on=on)
+    return pairs.assign(delta=pairs["top1"] - pairs["baseline_top1"]).sort_values("seed", kind="stable")
+
+
+def summarize(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """:func:`dfqbench.tables.summarize` plus the differences to ``baseline``, for the tables
+    in which ``baseline`` ran."""
+    stats = (
+        seed_differences(cells, baseline)
+        .groupby(tables.KEYS, sort=False)
+        .agg(
+            n_paired=("delta", "size"),
+            paired_seeds=("seed", lambda seeds: ",".join(map(str, seeds))),
+            deltas=("delta", list),
+            delta_mean=("delta", "mean"),
+            delta_std=("delta", "std"),
+            delta_min=("delta", "min"),
+        )
+        .reset_index()
+    )
+    out = tables.summarize(cells).merge(stats, on=tables.KEYS, how="left").astype({"n_paired": "Int64"})
+    with_baseline = out.groupby(tables.TABLE, sort=False)["method"].transform(lambda methods: (methods == baseline).any())
+    return out[with_baseline.astype(bool)].reset_index(drop=True)
+
+
+def layout(baseline: str, label: str) -> tables.Layout:
+    def entry(row: pd.Series) -> str:
+        if row["method"] == baseline:
+            text, drop = tables.top1_text(row), row["top1_mean"] - row["fp_top1"]
+            return text if pd.isna(drop) else f"{text} ({tables.signed(drop, 1)})"
+        if not row["n_paired"] > 0:
+            return "–"
+        each = ", ".join(tables.signed(d, 1) for d in row["deltas"])
+        if row["n_paired"] < row["n_seeds"]:
+            each += f"; seed{'s' if row['n_paired'] > 1 else ''} {row['paired_seeds'].replace(',', ', ')}"
+        return f"{tables.signed(row['delta_mean'], 2)} ({each})"
+
+    return tables.Layout(
+        entry=entry,
+        score="delta_mean",
+        heading=f"Differences to {label}, seed by seed · ",
+        note=(
+            f"Each entry: the mean over seeds of top-1 (%) minus {label}'s with the same seed and teacher, then each seed's"
+            f" difference in seed order (only seeds where both are ok count); the largest mean difference of a row in bold."
+            f" {label}'s column: its top-1, mean ± std, and its difference to the FP teacher."
+        ),
+    )
+
+
+def write(records: list[dict[str, Any]], out_dir: Path, baseline: str) -> tuple[Path, Path, str]:
+    """Write ``versus-<baseline>.csv`` and ``.md`` in ``out_dir``; returns their paths and the
+    markdown. The caller checks that ``baseline`` has records (:func:`methods`)."""
+    summary = summarize(tables.frame(records), baseline)
+    label = summary.loc[summary["method"] == baseline, "method_label"].iloc[-1]
+    text = tables.markdown(summary, layout(baseline, label))
+    stem = "versus-" + re.sub(r"[^\w.=-]+", "_", baseline)
+    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    deltas = summary["deltas"].map(lambda ds: ",".join(f"{d:.4f}" for d in ds) if isinstance(ds, list) else "")
+    with writing_tables():
+        summary.assign(deltas=deltas)[COLUMNS].to_csv(csv_path, index=False, float_format="%.4f")
+        md_path.write_text(text)
+    return csv_path, md_path, text
+
+
+def methods(records: list[dict[str, Any]]) -> list[str]:
+    """The method columns the records hold (variants as ``gdfq[lr_s=1e-05]``): the valid baselines."""
+    cells = tables.frame(records)
+    return sorted(set(cells["method"])) if not cells.empty else []
