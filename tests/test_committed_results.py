@@ -17,7 +17,7 @@ ROOT = Path(__file__).parent.parent
 COMMITTED = sorted((ROOT / "results").glob("**/records.jsonl"))
 #: folders given to ``--results`` (each holds ``<suite>/records.jsonl``)
 FOLDERS = sorted({path.parent.parent for path in COMMITTED})
-#: what quotes committed numbers; docs/real-suites.md only illustrates the CIFAR table's layout
+#: what quotes committed numbers (docs/real-suites.md shows the CIFAR table's layout with made-up numbers)
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "vit.md", *sorted((ROOT / "results").glob("**/README.md"))]
 MEAN_STD = re.compile(r"\d+\.\d+ ± \d+\.\d+")
 
