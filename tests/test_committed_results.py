@@ -56,9 +56,12 @@ def test_committed_tables_are_regenerated_from_the_records(cli, folder, tmp_path
         shutil.copy(suite / "records.jsonl", tmp_path / suite.name)
     res = cli("table", "--results", str(tmp_path), *options)
     assert res.code == 0, res.err
+    if (folder / "leaderboard.md").exists():
+        tables.append(folder / "leaderboard.md")
+        assert cli("leaderboard", "--results", str(tmp_path)).code == 0
     assert tables
     for committed in tables:
-        regenerated = tmp_path / committed.parent.name / committed.name
+        regenerated = tmp_path / committed.relative_to(folder)
         assert regenerated.read_bytes() == committed.read_bytes(), f"{committed} differs from `dfqbench table`'s; regenerate it"
 
 
