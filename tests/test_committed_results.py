@@ -2,9 +2,11 @@
 
 Every committed table is regenerated from its records and must match byte for byte; every
 ``mean ± std`` and every table row the README and docs quote must stand in a committed
-table, so a number cannot outlive the records it came from."""
+table, so a number cannot outlive the records it came from; and every ``dfqbench run``
+command the documents give is still accepted, so the commands that made them can be rerun."""
 
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -78,3 +80,39 @@ def test_quoted_numbers_stand_in_committed_tables(document):
     rows = [line for line in text.splitlines() if line.startswith("| Digits")]
     lines = set(tables.splitlines())
     assert [r for r in rows if r not in lines] == [], f"{document} quotes table rows that no committed table holds"
+
+
+def documented_run_commands():
+    """``(document, arguments)`` of every ``dfqbench run`` in a code block or inline code of
+    the documents (docs/real-suites.md included), the synopsis left out."""
+    for document in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "results").glob("**/README.md"))]:
+        text = document.read_text()
+        blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, re.S)
+        lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+        for line in lines + re.findall(r"`([^`\n]*dfqbench run [^`]*)`", text):
+            for part in re.split(r"&&|;", line.split("#")[0]):
+                found = re.search(r"dfqbench run (.+)", part)
+                if found and not found.group(1).lstrip().startswith("["):
+                    yield document, found.group(1).strip()
+
+
+COMMANDS = list(documented_run_commands())
+
+
+def test_the_documents_give_run_commands():
+    assert len(COMMANDS) > 20 and all(doc in {d for d, _ in COMMANDS} for doc in DOCUMENTS)
+
+
+@pytest.mark.parametrize("document, command", COMMANDS, ids=[f"{d.relative_to(ROOT)}:{i}" for i, (d, _) in enumerate(COMMANDS)])
+def test_documented_run_commands_are_accepted(cli, example_plugin, document, command, tmp_path):
+    """Checked with ``--dry-run`` (arguments, plan, ``--set`` values against the configs):
+    the commands written for GPU machines with weight files run here on the CPU, with an
+    empty file in place of each weights file; the README's plugin example is installed."""
+    args = ["cpu" if arg == "cuda" else arg for arg in shlex.split(command)]
+    for i, arg in enumerate(args[:-1]):
+        if arg == "--weights":
+            model, path = args[i + 1].split("=", 1)
+            (tmp_path / Path(path).name).touch()
+            args[i + 1] = f"{model}={tmp_path / Path(path).name}"
+    res = cli("run", *args, "--dry-run", "--results", str(tmp_path / "results"))
+    assert res.code == 0, f"{document.relative_to(ROOT)}: dfqbench run {command}\n{res.err}"

@@ -95,7 +95,7 @@ class PSAQViTV2Config:
         check_config(
             self,
             at_least={"pool_batches": 1, "batch_size": 1, "warm_steps": 0, "warm_warmup": 0, "warm_lr": 0, "jitter": 0, "flip": 0,
-                      "betas": 0, "calib_batches": 1, "cycles": 1, "sample_steps": 0, "sample_lr": 0, "student_steps": 0,
+                      "betas": 0, "calib_batches": 1, "cycles": 0, "sample_steps": 0, "sample_lr": 0, "student_steps": 0,
                       "student_lr": 0, "student_weight_decay": 0, "adv_weight": 0, "ce_weight": 0, "tv_weight": 0, "tv_target": 0,
                       "kde_points": 2, "latent_dim": 1, "generator_lr": 0},
             above={"temperature": 0, "kde_bandwidth": 0},
