@@ -54,12 +54,19 @@ def load(model: str, dataset: DatasetInfo, env: ZooEnv, settings: dict[str, Any]
     pin = PINNED[model]
     path, origin = _weights_file(model, pin, env)
     sha256 = digest(path, "sha256")
-    if origin != "--weights":
+    if origin == "--weights":
+        # no digest of the Hub's files is pinned (the Hub names its blobs by one, but the
+        # official .pth checkpoints that --weights also takes are other files of the same tensors)
+        env.display.print(
+            f"note: --weights {model}={path} is used as given: dfqbench holds no digest of timm's {pin.name} to compare it "
+            "with; the records show its own sha256 and FP accuracy"
+        )
+    else:
         verify_hub_file(path, sha256, model)
     net = timm.create_model(pin.name, pretrained=False)
     state = load_object(pin.convert)(load_state_dict(path), net)
     load_strict(net, state, path, f"timm {pin.name}")
-    note(env, dataset, model, path, origin, sha256=sha256, pinned=pin.name)
+    note(env, dataset, model, path, origin, sha256=sha256, pinned=pin.name, matches_pin=None if origin == "--weights" else True)
     return net
 
 

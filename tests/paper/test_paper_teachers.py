@@ -4,6 +4,7 @@ download, checked, loaded without running code, evaluated by the harness."""
 import io
 import pickle
 import zipfile
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -196,10 +197,15 @@ class TestViT:
         reg = load_registry()
         settings = reg.suite("imagenet-vit").info.data_settings("deit-tiny")
         assert settings == {"crop": 224, "interpolation": "bicubic", "resize": 256}
-        env = ZooEnv(cache_dir=tmp_path, data_root=imagenet_root, weights={"deit-tiny": deit_tiny})
+        printed = []
+        env = ZooEnv(cache_dir=tmp_path, data_root=imagenet_root, weights={"deit-tiny": deit_tiny},
+                     display=SimpleNamespace(print=printed.append))
         teacher = Session(reg, torch.device("cpu"), env).teacher("imagenet", "deit-tiny", settings)
         assert teacher.fp_top1 == pytest.approx(100 * 1 / 4)  # class 1 holds 1 of the 4 images
         assert teacher.weights["origin"] == "--weights" and teacher.weights["pinned"] == "deit_tiny_patch16_224.fb_in1k"
+        # a user's file cannot be compared with the Hub's: said, and recorded as unknown
+        assert teacher.weights["matches_pin"] is None and teacher.weights["sha256"] == digest(deit_tiny, "sha256")
+        assert any(line.startswith(f"note: --weights deit-tiny={deit_tiny} is used as given") for line in printed)
 
     def test_offline_without_weights(self, tmp_path):
         with pytest.raises(DfqError) as info:
