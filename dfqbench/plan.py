@@ -18,7 +18,7 @@ from dfqbench import precision as precision_
 from dfqbench.api import Method, MethodInfo, Task, config_to_dict, load_object
 from dfqbench.bits import label
 from dfqbench.errors import DfqError, unknown
-from dfqbench.quant.settings import DEFAULT_FOR_FAMILY, PRESETS, QuantSettings, preset
+from dfqbench.quant.settings import ACT_SITES, DEFAULT_FOR_FAMILY, PRESETS, QuantSettings, preset
 from dfqbench.registry import Registry
 
 BUDGETS = ("paper", "default", "smoke")
@@ -139,15 +139,19 @@ def quantizer_for(family: str, name: str, changes: dict[str, Any]) -> QuantSetti
 
 
 def check_fits(settings: QuantSettings, family: str, model: str, changes: dict[str, Any]) -> None:
-    """PSAQ-ViT's activation sites are those of timm's ViT blocks: one line, before any cell
-    runs, where they meet a model of another family."""
-    if settings.act_sites != "psaqvit" or family == "vit":
+    """A quantizer's activation sites must exist in the model: placed where there are none
+    (after-ReLU sites in a GELU ViT, ViT-block sites in a CNN), the activations would stay
+    unquantized under a WxAx label. One line, before any cell runs."""
+    where, families = ACT_SITES[settings.act_sites]
+    if family in families:
         return
     if "act_sites" in changes:
-        raise DfqError(f"--set quantizer.act_sites=psaqvit places activation quantizers in ViT blocks, and {model} is a {family}; valid choices for it: after-relu")
-    fitting = ["auto", *(n for n, p in PRESETS.items() if p.act_sites != "psaqvit")]
+        sites = [name for name, (_, fits) in ACT_SITES.items() if family in fits]
+        raise DfqError(f"--set quantizer.act_sites={settings.act_sites} places activation quantizers {where}, and {model} is a {family}; "
+                       f"valid choices for it: {', '.join(sites)}")  # fmt: skip
+    fitting = ["auto", *(n for n, p in PRESETS.items() if family in ACT_SITES[p.act_sites][1])]
     raise DfqError(
-        f"quantizer {settings.name!r} places its activation quantizers in ViT blocks, and {model} is a {family}; "
+        f"quantizer {settings.name!r} places its activation quantizers {where}, and {model} is a {family}; "
         f"valid choices for it: {', '.join(fitting)}"
     )
 

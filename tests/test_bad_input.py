@@ -38,6 +38,11 @@ def one_line_error(result):
          "quantizer 'psaqvit' places its activation quantizers in ViT blocks, and resnet20-digits is a cnn; valid choices for it: auto, gdfq, zeroq"),
         (["--set", "quantizer.act_sites=psaqvit", "--models", "resnet20-digits"],
          "--set quantizer.act_sites=psaqvit places activation quantizers in ViT blocks, and resnet20-digits is a cnn; valid choices for it: after-relu"),
+        # a GELU ViT has no ReLU sites: the activations would stay FP under a WxAx label
+        (["--quantizer", "gdfq", "--models", "vit-digits"],
+         "quantizer 'gdfq' places its activation quantizers after ReLU/ReLU6 calls, and vit-digits is a vit; valid choices for it: auto, psaqvit"),
+        (["--set", "quantizer.act_sites=after-relu", "--models", "vit-digits"],
+         "--set quantizer.act_sites=after-relu places activation quantizers after ReLU/ReLU6 calls, and vit-digits is a vit; valid choices for it: psaqvit"),
         (["--set", "noise.batch_size=1e999"], "bad --set value for noise.batch_size: inf is not an integer"),
         (["--methods", "gdfq", "--set", "gdfq.lr_s=1e999"], "bad --set value for gdfq.lr_s: inf is not a finite number"),
         (["--methods", "gdfq", "--set", "gdfq.lr_s=None"], "bad --set value for gdfq.lr_s: None is not a finite number"),

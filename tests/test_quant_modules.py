@@ -186,6 +186,12 @@ def test_mobilenetv2_quantizes_only_relu6_outputs():
     assert not isinstance(q.features.stage2.unit1.conv3.activ, nn.Sequential)  # linear bottleneck stays FP
 
 
+def test_a_model_without_the_sites_is_refused_not_left_in_fp():
+    gelu = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GELU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+    with pytest.raises(ValueError, match="act_sites='after-relu' found no activation site in Sequential"):
+        wrap(gelu, 4, 4, QuantSettings())
+
+
 def test_first_and_last_layer_bits_option():
     from dfqbench.models.cifar_resnet import CIFARResNet
 

@@ -40,7 +40,9 @@ from dfqbench.errors import DfqError, unknown
 
 WEIGHT_SCHEMES = ("asym-minmax-channel", "sym-minmax-channel")
 ACT_RANGES = ("ema", "minmax", "minmax-from-zero")
-ACT_SITES = ("after-relu", "psaqvit")
+#: activation-site placements: where each puts its quantizers, and the model families that
+#: have such sites (elsewhere it would place none, and the activations would stay FP)
+ACT_SITES = {"after-relu": ("after ReLU/ReLU6 calls", ("cnn",)), "psaqvit": ("in ViT blocks", ("vit",))}
 CALIBRATE_MODES = ("quantized", "fp")
 
 

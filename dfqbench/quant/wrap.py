@@ -46,6 +46,9 @@ def wrap(model: nn.Module, w_bits: int, a_bits: int, settings: QuantSettings) ->
         return QuantAct(a_bits, settings.act_range, settings.act_momentum, settings.calibrate, codes)
 
     qmodel = PLACEMENTS[settings.act_sites](qmodel, make_act)
+    if not any(quant_acts(qmodel)):
+        # a WxAx cell whose activations all stay FP would be a weights-only result under the wrong label
+        raise ValueError(f"act_sites={settings.act_sites!r} found no activation site in {type(model).__name__}: its activations would stay unquantized")
     if settings.quantize_input:
         qmodel = nn.Sequential(make_act(), qmodel)
     return qmodel
