@@ -361,11 +361,12 @@ def show(key, results, suite, method, model, bits, seed, budget, precision):
     matches = [(store, r) for store, records in read for r in show_.select(records, key, selected_bits, **fields)]
     if not matches:
         raise DfqError(show_.nothing_matches([r for _, records in read for r in records], key, selected_bits, fields, results))
+    counted = {key for _, records in read for key in show_.tabled(records)}
     if len(matches) == 1:
         store, record = matches[0]
-        click.echo(show_.details(record, store.history(record)))
+        click.echo(show_.details(record, store.history(record), record["key"] in counted))
         return
-    click.echo(show_.listing([r for _, r in matches]))
+    click.echo(show_.listing([r for _, r in matches], counted))
     click.echo(f"{len(matches)} cells match: name one by its key (or its first characters) or narrow the options", err=True)
 
 

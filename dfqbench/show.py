@@ -8,9 +8,12 @@ from typing import Any
 
 import pandas as pd
 
-from dfqbench import precision
+from dfqbench import precision, tables
 from dfqbench.bits import label
 from dfqbench.records import latest
+
+#: a record whose cell the tables leave out: a later configuration of its entry supersedes it
+SUPERSEDED = "superseded (a later configuration of this entry is the one tabled)"
 
 
 def select(records: list[dict[str, Any]], key: str | None, bits: tuple[int, int] | None, **fields: Any) -> list[dict[str, Any]]:
@@ -51,8 +54,15 @@ def _natural(text: str) -> tuple:
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 
-def listing(records: list[dict[str, Any]]) -> str:
-    """Several cells, one line each: enough to pick one by its key."""
+def tabled(records: list[dict[str, Any]]) -> set[str]:
+    """The keys whose records the tables count (of ``records``, all of one results file)."""
+    cells = tables.frame(records)
+    return set(cells["key"]) if not cells.empty else set()
+
+
+def listing(records: list[dict[str, Any]], counted: set[str]) -> str:
+    """Several cells, one line each: enough to pick one by its key; ``counted``: the keys the
+    tables count (:func:`tabled`), the others marked superseded."""
     rows = [
         {
             "key": r["key"],
@@ -66,14 +76,16 @@ def listing(records: list[dict[str, Any]]) -> str:
             "status": r["status"],
             "top-1": "–" if r.get("top1") is None else f"{r['top1']:.2f}",
             "finished": r.get("finished", "?"),  # a cell rerun under newer defaults is a newer line
+            "tabled": "yes" if r["key"] in counted else "superseded",
         }
         for r in records
     ]
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
 
 
-def details(record: dict[str, Any], history: dict[str, list[float]]) -> str:
-    """One cell: settings, outcome and its metric history (one row per ``ctx.log`` call)."""
+def details(record: dict[str, Any], history: dict[str, list[float]], counted: bool = True) -> str:
+    """One cell: settings, outcome and its metric history (one row per ``ctx.log`` call);
+    ``counted``: whether the tables count it (:func:`tabled`)."""
     cell = record["cell"]
     top1 = "–" if record.get("top1") is None else f"{record['top1']:.2f} (FP {record['fp_top1']:.2f})"
     lines = [
@@ -86,14 +98,19 @@ def details(record: dict[str, Any], history: dict[str, list[float]]) -> str:
         f"teacher weights sha256 {record.get('teacher_sha256') or '– (the record predates the digest)'}",
         f"made with {_versions(record.get('versions', {}))}",
     ]
+    if not counted:
+        lines.append(SUPERSEDED)
     if record.get("error"):
         lines += [f"error {record['error'].get('type')}: {record['error'].get('message')}", record["error"].get("traceback", "").rstrip()]
     if history:
         frame = pd.DataFrame({name: pd.Series(values, dtype=float) for name, values in history.items()})
         frame.index.name = "log"
         lines += ["", frame.to_markdown(floatfmt=".6g")]
+    elif record.get("metrics"):
+        last = {name: m.get("last") for name, m in record["metrics"].items()}
+        lines.append(f"no metric history (the record predates logs, or its log is gone); last values {json.dumps(last, sort_keys=True)}")
     else:
-        lines.append("no metric history (the method logged nothing, or the record predates logs)")
+        lines.append("no metric history (the method logged nothing)")
     return "\n".join(lines)
 
 

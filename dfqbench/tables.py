@@ -55,6 +55,7 @@ def frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         variant = describe(changes)
         rows.append(
             {
+                "key": r["key"],
                 "suite": cell["suite"],
                 "budget": cell["budget"],
                 "quantizer": labelled(cell["quantizer"].get("name", "?"), overrides.get("quantizer", {})),

@@ -427,6 +427,22 @@ def test_records_made_before_logs_show_without_history(cli):
     key = res.out.splitlines()[2].split("|")[1].strip()
     res = cli("show", key, "--results", str(results))
     assert res.code == 0 and "no metric history" in res.out and "status ok" in res.out
+    (record,) = [r for r in RecordStore(results / "digits" / "records.jsonl").read() if r["key"] == key]
+    assert f'"distill_loss": {record["metrics"]["distill_loss"]["last"]}' in res.out  # the last values the record keeps
+
+
+def test_show_marks_records_the_tables_no_longer_count(cli):
+    """ZAQ's committed records include cells made under its first default (lr_q 0.1), which
+    the current default (0.01) superseded: listed and shown as such."""
+    results = Path(__file__).parent.parent / "results"
+    res = cli("show", "--results", str(results), "--method", "zaq", "--model", "resnet20-digits", "--bits", "3", "--seed", "0",
+              "--precision", "fp32")
+    rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in res.out.splitlines()[2:]}
+    records = {r["key"]: r for r in RecordStore(results / "digits" / "records.jsonl").read()}
+    assert sorted(records[k]["cell"]["config"]["lr_q"] for k, v in rows.items() if v == "superseded") == [0.1]
+    assert all(records[k]["cell"]["config"]["lr_q"] == 0.01 for k, v in rows.items() if v == "yes")
+    old = next(k for k, v in rows.items() if v == "superseded")
+    assert "superseded (a later configuration of this entry is the one tabled)" in cli("show", old, "--results", str(results)).out
 
 
 def test_a_record_names_the_source_it_was_made_with(cli, tmp_path):
