@@ -1,7 +1,7 @@
 """The quantizer convention as data: one settings object, recorded with every cell.
 
 The default, ``gdfq``, is the convention of the GDFQ family's code (ZeroQ → GDFQ → Qimera
-→ AdaDFQ share the quantizer file byte for byte; see ``shared/methods``):
+→ AdaDFQ share the quantizer file byte for byte; see the method specs named in the README):
 
 * weights: per output channel, asymmetric min/max of the current latent FP weights,
   recomputed at every forward, 2^n levels, zero exactly representable;

@@ -2,7 +2,7 @@
 
 Z. Li, M. Chen, J. Xiao, Q. Gu, "PSAQ-ViT V2: Toward Accurate and General Data-Free
 Quantization for Vision Transformers", IEEE TNNLS 2023 (arXiv 2209.05687). Built as
-recommended in ``shared/methods/psaqvit-v2.md`` §3; tags as there: [H] primary source
+recommended in the method spec ``psaqvit-v2.md`` §3 (README, Methods); tags as there: [H] primary source
 (abstract, V1 code), [M] secondary, [I] our inference or choice, [U] unknown.
 
 Sourced:
