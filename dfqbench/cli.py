@@ -153,6 +153,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         precision.check(precision_, torch_device)
     store = RecordStore(results / suite / "records.jsonl")
     store.check_writable(create=not dry_run)
+    tables.check_writable(store.path.parent)
     store.read()  # a corrupt line stops us here, before any work
 
     import torch

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from dfqbench import published as pub
-from dfqbench.errors import writing_tables
+from dfqbench.errors import DfqError, writing_tables
 from dfqbench.overrides import describe, labelled
 from dfqbench.precision import DEFAULT as DEFAULT_PRECISION
 from dfqbench.precision import of as precision_of
@@ -382,11 +382,26 @@ COMPARE_COLUMNS = KEYS + ["label", "ours", "top1_mean", "top1_std", "n_ok", "fp_
                           "pub_fp_top1", "pub_rerun", "pub_source", "delta"]
 
 
+FILES = ("table.csv", "table.md", "table.tex")
+
+
+def check_writable(out_dir: Path) -> None:
+    """Before a run: a table file in the way (a folder, a read-only file) is one line now,
+    not after the cells have run."""
+    for path in (out_dir / name for name in FILES):
+        if path.exists():
+            try:
+                with open(path, "a"):
+                    pass
+            except OSError as exc:
+                raise DfqError(f"cannot write {path}: {exc.strerror or exc}; the run writes its tables there: move it, or choose another --results") from None
+
+
 def write(records: list[dict[str, Any]], out_dir: Path, published: pd.DataFrame | None = None) -> tuple[list[Path], str]:
     """Regenerate ``table.csv``, ``table.md`` and ``table.tex`` in ``out_dir`` from ``records``;
     returns their paths and the markdown."""
     summary = with_published(summarize(frame(records)), pub.load(()) if published is None else published)
-    paths = [out_dir / "table.csv", out_dir / "table.md", out_dir / "table.tex"]
+    paths = [out_dir / name for name in FILES]
     text = markdown(summary)
     with writing_tables():
         summary[SUMMARY_COLUMNS].to_csv(paths[0], index=False, float_format="%.4f")

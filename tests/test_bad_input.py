@@ -158,6 +158,11 @@ def test_tables_that_cannot_be_written_leave_the_records_intact(cli, one_record)
     line = one_line_error(cli("table", "--results", str(one_record.parent.parent)))
     assert line.startswith(f"dfqbench: error: cannot write {one_record.parent / 'table.md'}: Is a directory; the records are intact")
     assert one_record.read_text() == before
+    # a run finds it before any cell runs, not after
+    line = one_line_error(cli("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "4", "--budget", "smoke",
+                              "--results", str(one_record.parent.parent)))  # fmt: skip
+    assert line.startswith(f"dfqbench: error: cannot write {one_record.parent / 'table.md'}: Is a directory; the run writes its tables there")
+    assert one_record.read_text() == before
 
 
 def test_weights_for_a_model_that_takes_none_or_is_not_run(cli, one_record, tmp_path):
