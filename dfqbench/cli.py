@@ -278,8 +278,8 @@ def _describe(section: str, info) -> str:
 @click.option(
     "--versus",
     metavar="METHOD",
-    default=None,
-    help="Also write versus-METHOD.csv/.md: every method's top-1 minus METHOD's, seed by seed (e.g. `--versus noise`).",
+    multiple=True,
+    help="Also write versus-METHOD.csv/.md: every method's top-1 minus METHOD's, seed by seed (e.g. `--versus noise`); repeatable.",
 )
 def table(results, suite, compare, versus):
     """Regenerate table.csv, table.md and table.tex (and compare.*, versus-*) from the stored records."""
@@ -298,9 +298,9 @@ def table(results, suite, compare, versus):
         if not records[name]:
             raise DfqError(f"no records in {store.path}; valid suites here: {', '.join(available) or '(none)'}")
     published = {name: _published(reg, name) for name in suites}
-    methods = {name: versus_.methods(records[name]) if versus is not None else [] for name in suites}
-    if versus is not None:
-        _honoured_somewhere(suites, lambda n: versus in methods[n] or f"no {versus!r} records in {stores[n].path}; methods there: {', '.join(methods[n])}")
+    methods = {name: versus_.methods(records[name]) if versus else [] for name in suites}
+    for baseline in versus:
+        _honoured_somewhere(suites, lambda n, b=baseline: b in methods[n] or f"no {b!r} records in {stores[n].path}; methods there: {', '.join(methods[n])}")
     if compare is not None:
         with_numbers = sorted(n for n, e in reg.suites.items() if e.info.published)
         _honoured_somewhere(suites, lambda n: not published[n].empty or f"suite {n!r} has no published numbers; suites with published numbers: {', '.join(with_numbers)}")
@@ -308,10 +308,10 @@ def table(results, suite, compare, versus):
         out_dir = store.path.parent
         _, text = tables.write(records[name], out_dir, published[name])
         click.echo(text)
-        if versus in methods[name]:
-            csv_path, md_path, text = versus_.write(records[name], out_dir, versus)
+        for baseline in (b for b in versus if b in methods[name]):
+            csv_path, md_path, text = versus_.write(records[name], out_dir, baseline)
             click.echo(text)
-            click.echo(f"versus {versus}: {csv_path}, {md_path}", err=True)
+            click.echo(f"versus {baseline}: {csv_path}, {md_path}", err=True)
         if compare is not None and not published[name].empty:
             csv_path, md_path, text = tables.write_compare(records[name], out_dir, published[name])
             click.echo(text)

@@ -60,7 +60,7 @@ def layout(baseline: str, label: str) -> tables.Layout:
         if row["method"] == baseline:
             text, drop = tables.top1_text(row), row["top1_mean"] - row["fp_top1"]
             return text if pd.isna(drop) else f"{text} ({tables.signed(drop, 1)})"
-        if not row["n_paired"] > 0:
+        if pd.isna(row["n_paired"]):  # no seed where both are ok (one failed throughout, or never ran)
             return "–"
         each = ", ".join(tables.signed(d, 1) for d in row["deltas"])
         if row["n_paired"] < row["n_seeds"]:

@@ -289,3 +289,7 @@ def test_versus_a_method_no_suite_has(cli, one_record):
     res = cli("table", "--results", str(results), "--versus", "noise")
     assert res.code == 0 and f"note: no 'noise' records in {other}; methods there: gdfq" in res.err
     assert (one_record.parent / "versus-noise.md").exists() and not (other.parent / "versus-noise.md").exists()
+    # repeatable: each baseline where it has records
+    res = cli("table", "--results", str(results), "--versus", "noise", "--versus", "gdfq")
+    assert res.code == 0 and f"note: no 'gdfq' records in {one_record}; methods there: noise" in res.err
+    assert (other.parent / "versus-gdfq.md").exists() and not (one_record.parent / "versus-gdfq.md").exists()

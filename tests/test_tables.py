@@ -162,7 +162,8 @@ def versus_records():
     gdfq = [made_with(record("gdfq", s, 90.0 + 2 * s)) for s in range(3)]
     zeroq = [made_with(record("zeroq", 0, 80.0)), made_with(record("zeroq", 1, 0, status="diverged")), made_with(record("zeroq", 2, 99.0), "b" * 64)]
     real = [made_with(record("real", 0, 99.0, data_free=False, label="Real-calib"))]
-    return noise + gdfq + zeroq + real
+    qimera = [made_with(record("qimera", s, 0, status="failed")) for s in range(2)]
+    return noise + gdfq + zeroq + real + qimera
 
 
 def test_versus_lists_each_seeds_difference_to_the_baseline(tmp_path):
@@ -182,7 +183,8 @@ def test_versus_lists_each_seeds_difference_to_the_baseline(tmp_path):
     row = next(l for l in text.splitlines() if l.startswith("| Digits"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # noise: its own top-1 and its drop from FP (98.5 − 72); the reference is never bold
-    assert cells[3:] == ["72.00 ± 2.00 (−26.5)", "**+20.00 (+20.0, +20.0, +20.0)**", "+10.00 (+10.0; seed 0)", "+29.00 (+29.0)"]
+    # qimera failed in every seed: nothing to pair
+    assert cells[3:] == ["72.00 ± 2.00 (−26.5)", "**+20.00 (+20.0, +20.0, +20.0)**", "–", "+10.00 (+10.0; seed 0)", "+29.00 (+29.0)"]
     csv = pd.read_csv(csv_path).set_index("method")
     assert csv.loc["gdfq", "deltas"] == "20.0000,20.0000,20.0000" and csv.loc["zeroq", "n_paired"] == 1
 
@@ -193,4 +195,9 @@ def test_versus_leaves_out_tables_without_the_baseline(tmp_path):
     smoke = record("gdfq", 0, 50.0, budget="smoke")
     summary = versus.summarize(tables.frame(versus_records() + [smoke]), "noise")
     assert set(summary["budget"]) == {"default"}
-    assert versus.methods(versus_records()) == ["gdfq", "noise", "real", "zeroq"]
+    assert versus.methods(versus_records()) == ["gdfq", "noise", "qimera", "real", "zeroq"]
+    # a row where the baseline did not run: its entries have nothing to pair with
+    three_bit = record("gdfq", 0, 60.0, bits=3)
+    text = tables.markdown(versus.summarize(tables.frame(versus_records() + [three_bit]), "noise"), versus.layout("noise", "Noise"))
+    row = next(line for line in text.splitlines() if "3w3a" in line)
+    assert [c.strip() for c in row.strip("|").split("|")][3:5] == ["–", "–"]

@@ -115,8 +115,7 @@ class TestMissingDataOrWeights:
         assert records(tmp_path / "r", "imagenet") == []  # resnet18's cells did not run either
 
     def test_missing_vit_weights(self, cli, imagenet_root, tmp_path):
-        # an explicit --quantizer: the ViT convention is not part of this suite's code
-        res = cli("run", "--suite", "imagenet-vit", "--models", "deit-base", "--methods", "noise", "--quantizer", "gdfq",
+        res = cli("run", "--suite", "imagenet-vit", "--models", "deit-base", "--methods", "noise",
                   "--data-root", str(imagenet_root), "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path))
         assert one_line_error(res).endswith("pass --weights deit-base=PATH")
 
