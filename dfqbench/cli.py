@@ -279,7 +279,7 @@ def _describe(section: str, info) -> str:
     "--versus",
     metavar="METHOD",
     multiple=True,
-    help="Also write versus-METHOD.csv/.md: every method's top-1 minus METHOD's, seed by seed (e.g. `--versus noise`); repeatable.",
+    help="Also write versus-METHOD.csv/.md/.tex: every method's top-1 minus METHOD's, seed by seed (e.g. `--versus noise`); repeatable.",
 )
 def table(results, suite, compare, versus):
     """Regenerate table.csv, table.md and table.tex (and compare.*, versus-*) from the stored records."""
@@ -309,9 +309,9 @@ def table(results, suite, compare, versus):
         _, text = tables.write(records[name], out_dir, published[name])
         click.echo(text)
         for baseline in (b for b in versus if b in methods[name]):
-            csv_path, md_path, text = versus_.write(records[name], out_dir, baseline)
+            paths, text = versus_.write(records[name], out_dir, baseline)
             click.echo(text)
-            click.echo(f"versus {baseline}: {csv_path}, {md_path}", err=True)
+            click.echo(f"versus {baseline}: {', '.join(map(str, paths))}", err=True)
         if compare is not None and not published[name].empty:
             csv_path, md_path, text = tables.write_compare(records[name], out_dir, published[name])
             click.echo(text)

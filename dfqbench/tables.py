@@ -270,11 +270,11 @@ def _tex(text: str) -> str:
     return re.sub(r"`([^`]*)`", r"\\texttt{\1}", "".join(_TEX.get(c, c) for c in text))
 
 
-def latex(summary: pd.DataFrame) -> str:
+def latex(summary: pd.DataFrame, layout: Layout = Layout()) -> str:
     """The same tables as :func:`markdown`, as LaTeX ``table`` floats (booktabs rules), ready
     to paste into a paper: the best data-free entry of each row in bold."""
     parts = []
-    for t in paper_tables(summary):
+    for t in paper_tables(summary, layout):
         frame_ = pd.DataFrame(t.marked(lambda text: rf"\textbf{{{_tex(text)}}}", _tex), columns=[_tex(h) for h in t.header])
         caption = _tex(f"{t.title}. " + " ".join(t.notes))
         parts.append(frame_.to_latex(index=False, escape=False, column_format="lll" + "c" * (len(t.header) - 3), caption=caption))

@@ -79,19 +79,21 @@ def layout(baseline: str, label: str) -> tables.Layout:
     )
 
 
-def write(records: list[dict[str, Any]], out_dir: Path, baseline: str) -> tuple[Path, Path, str]:
-    """Write ``versus-<baseline>.csv`` and ``.md`` in ``out_dir``; returns their paths and the
-    markdown. The caller checks that ``baseline`` has records (:func:`methods`)."""
+def write(records: list[dict[str, Any]], out_dir: Path, baseline: str) -> tuple[list[Path], str]:
+    """Write ``versus-<baseline>.csv``, ``.md`` and ``.tex`` in ``out_dir``; returns their
+    paths and the markdown. The caller checks that ``baseline`` has records (:func:`methods`)."""
     summary = summarize(tables.frame(records), baseline)
     label = summary.loc[summary["method"] == baseline, "method_label"].iloc[-1]
-    text = tables.markdown(summary, layout(baseline, label))
+    how = layout(baseline, label)
+    text = tables.markdown(summary, how)
     stem = "versus-" + re.sub(r"[^\w.=-]+", "_", baseline)
-    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    paths = [out_dir / f"{stem}{suffix}" for suffix in (".csv", ".md", ".tex")]
     deltas = summary["deltas"].map(lambda ds: ",".join(f"{d:.4f}" for d in ds) if isinstance(ds, list) else "")
     with writing_tables():
-        summary.assign(deltas=deltas)[COLUMNS].to_csv(csv_path, index=False, float_format="%.4f")
-        md_path.write_text(text)
-    return csv_path, md_path, text
+        summary.assign(deltas=deltas)[COLUMNS].to_csv(paths[0], index=False, float_format="%.4f")
+        paths[1].write_text(text)
+        paths[2].write_text(tables.latex(summary, how))
+    return paths, text
 
 
 def methods(records: list[dict[str, Any]]) -> list[str]:

@@ -177,8 +177,9 @@ def test_versus_lists_each_seeds_difference_to_the_baseline(tmp_path):
     assert summary.loc["zeroq", "deltas"] == [10.0] and summary.loc["zeroq", "paired_seeds"] == "0"
     assert summary.loc["real", "deltas"] == [29.0]
     assert pd.isna(summary.loc["noise", "n_paired"])
-    csv_path, md_path, text = versus.write(recs, tmp_path, "noise")
+    (csv_path, md_path, tex_path), text = versus.write(recs, tmp_path, "noise")
     assert md_path.read_text() == text and md_path.name == "versus-noise.md"
+    assert r"\textbf{+20.00 (+20.0, +20.0, +20.0)}" in tex_path.read_text()  # the same table, for a paper
     assert text.startswith("### Differences to Noise, seed by seed · Suite `digits` · budget `default` · quantizer `gdfq` · seeds 0, 1, 2")
     row = next(l for l in text.splitlines() if l.startswith("| Digits"))
     cells = [c.strip() for c in row.strip("|").split("|")]
