@@ -21,8 +21,10 @@ ROOT = Path(__file__).parent.parent
 COMMITTED = sorted((ROOT / "results").glob("**/records.jsonl"))
 #: folders given to ``--results`` (each holds ``<suite>/records.jsonl``)
 FOLDERS = sorted({path.parent.parent for path in COMMITTED})
+#: what tells a user how to run dfqbench
+GUIDES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "results").glob("**/README.md"))]
 #: what quotes committed numbers (docs/real-suites.md shows the CIFAR table's layout with made-up numbers)
-DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "vit.md", *sorted((ROOT / "results").glob("**/README.md"))]
+DOCUMENTS = [doc for doc in GUIDES if doc.name != "real-suites.md"]
 MEAN_STD = re.compile(r"(?<![\d.])\d+\.\d+ ± \d+\.\d+(?!\d)")
 
 
@@ -89,8 +91,8 @@ def test_quoted_numbers_stand_in_committed_tables(document):
 
 def documented_run_commands():
     """``(document, arguments)`` of every ``dfqbench run`` in a code block or inline code of
-    the documents (docs/real-suites.md included), the synopsis left out."""
-    for document in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "results").glob("**/README.md"))]:
+    the guides, the synopsis left out."""
+    for document in GUIDES:
         text = document.read_text()
         blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, re.S)
         lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
