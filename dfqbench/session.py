@@ -74,6 +74,8 @@ class Session:
         self.shared = SharedWork()
         self._teachers: dict[tuple, Teacher] = {}
         self._digests: dict[tuple, str] = {}
+        #: modules loaded only for their digest (the resume check), kept for prepare() to claim
+        self._spare: dict[tuple, nn.Module] = {}
         self._splits: dict[tuple, Dataset] = {}
 
     # -- shared state -------------------------------------------------------------------
@@ -97,10 +99,11 @@ class Session:
 
     def teacher_sha256(self, dataset: str, model: str, settings: dict[str, Any]) -> str:
         """The digest of the teacher's weights, loading (or training) them but neither the data
-        nor the FP accuracy; only the digest is kept (a controller of cluster jobs holds no model)."""
+        nor the FP accuracy. The module waits for :meth:`prepare`, which takes it instead of
+        loading it again or drops it (a controller of cluster jobs holds no model)."""
         key = (dataset, model, _frozen(settings))
         if key not in self._digests:
-            self._module(dataset, model, settings)
+            self._spare[key] = self._module(dataset, model, settings)[0]
         return self._digests[key]
 
     def _load(self, dataset: str, model: str, settings: dict[str, Any]):
@@ -108,11 +111,14 @@ class Session:
         return self.split(dataset, self.eval_split, settings), self._module(dataset, model, settings)
 
     def _module(self, dataset: str, model: str, settings: dict[str, Any]) -> tuple[nn.Module, str]:
+        key = (dataset, model, _frozen(settings))
+        if key in self._spare:  # loaded for the resume check a moment ago: not loaded (or trained) again
+            return self._spare.pop(key), self._digests[key]
         info = self.registry.model(model).info
         module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
         if model in self.zoo.weights and model not in self.zoo.weights_asked:
             raise DfqError(f"--weights {model}=…: the {model} loader takes no weights file (it trains or fetches its own); leave it out")
-        sha256 = self._digests[(dataset, model, _frozen(settings))] = weights_sha256(module)
+        sha256 = self._digests[key] = weights_sha256(module)
         return module, sha256
 
     def prepare(self, cells: list[Cell], evaluate: bool = True) -> None:
@@ -134,6 +140,7 @@ class Session:
                 raise
             except Exception:  # noqa: BLE001 - each cell of this row records the error
                 continue
+        self._spare.clear()  # the teachers of finished models: only their digests were needed
 
     # -- one cell -----------------------------------------------------------------------
     def run(self, cell: Cell) -> dict[str, Any]:

@@ -86,6 +86,40 @@ def test_records_made_with_other_teacher_weights_do_not_count_as_done(cli, tmp_p
     assert "3 cells planned, 3 already done, 0 to run" in cli(*args).err
 
 
+def test_a_teacher_loads_once_for_the_resume_check_and_the_run(cli, tmp_path, monkeypatch):
+    """The resume check loads a model's weights for their digest; the run takes that module
+    instead of loading (on a real suite: reading or downloading) it again, and a model whose
+    cells are all done is not kept after the check."""
+    import dfqbench.session
+
+    loads = []
+    real = dfqbench.session.load_object
+
+    def spy(path):
+        target = real(path)
+        if not path.startswith("dfqbench_suites.digits:"):  # the digits models' loaders
+            return target
+        return lambda *a, **k: loads.append(path) or target(*a, **k)
+
+    args = ("run", "--methods", "noise", "--bits", "3", "--budget", "smoke", "--results", str(tmp_path))
+    assert cli(*args, "--models", "resnet20-digits,mobilenetv2-digits").code == 0
+    assert cli(*args, "--models", "mobilenetv2-digits", "--bits", "4").code == 0
+    monkeypatch.setattr(dfqbench.session, "load_object", spy)
+    captured = {}
+    prepare = dfqbench.session.Session.prepare
+
+    def prepare_and_look(self, cells, evaluate=True):
+        prepare(self, cells, evaluate)
+        captured["spare"] = dict(getattr(self, "_spare", {}))
+
+    monkeypatch.setattr(dfqbench.session.Session, "prepare", prepare_and_look)
+    again = cli(*args, "--models", "resnet20-digits,mobilenetv2-digits", "--bits", "3,4")
+    assert again.code == 0, again.err
+    assert "4 cells planned, 3 already done, 1 to run" in again.err
+    assert sorted(loads) == sorted(set(loads)) and len(loads) == 2, loads  # each model's weights once
+    assert captured["spare"] == {}
+
+
 def test_dry_run_lists_what_would_run_and_runs_nothing(cli, tmp_path):
     args = ("run", "--methods", "noise,gdfq", "--models", "resnet20-digits", "--bits", "3,4w8a", "--seeds", "0,1", "--budget", "smoke",
             "--results", str(tmp_path))
