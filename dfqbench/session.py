@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -123,19 +124,21 @@ class Session:
 
     def prepare(self, cells: list[Cell], evaluate: bool = True) -> None:
         """Load every teacher the cells need (weights, validation split, FP accuracy) up
-        front, so that missing data or weights stop a run with one clear error before any
+        front, and the training split where a reference baseline (``data_free=False``) will
+        ask for it, so that missing data or weights stop a run with one clear error before any
         cell runs. Any other failure is left to the cells, which record it as theirs.
 
         ``evaluate=False`` (before cluster jobs): only check the data and put the weights in
         the cache (trained or downloaded once, here, so every job loads the same ones); the
         jobs measure the FP accuracy on their own devices."""
         rows = {(c.dataset, c.model, _frozen(c.data)): c for c in cells}
-        for cell in rows.values():
+        real = {(c.dataset, _frozen(c.data)): c for c in cells if not self.registry.method(c.method).info.data_free}
+        loads = [partial(self.split, c.dataset, "train", c.data) for c in real.values()] + [
+            partial(self.teacher if evaluate else self._load, c.dataset, c.model, c.data) for c in rows.values()
+        ]
+        for load in loads:
             try:
-                if evaluate:
-                    self.teacher(cell.dataset, cell.model, cell.data)
-                else:
-                    self._load(cell.dataset, cell.model, cell.data)
+                load()
             except DfqError:
                 raise
             except Exception:  # noqa: BLE001 - each cell of this row records the error

@@ -1,5 +1,7 @@
 """`dfqbench run` on the paper suites, on small files in the real formats, offline."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -104,6 +106,20 @@ class TestMissingDataOrWeights:
         line = one_line_error(res)
         assert line.startswith(f"dfqbench: error: ImageNet val images not found: no class folders in {tmp_path / 'imagenet' / 'val'}")
         assert "downloading" not in res.err and "--data-root DIR" in line
+
+    def test_a_missing_training_split_stops_the_run_before_any_cell(self, cli, imagenet_root, teacher_files, tmp_path):
+        """Only real-calib reads the training images; without them nothing runs, not even the
+        data-free cells planned before it (on ImageNet, hours of GPU work before the error)."""
+        shutil.copytree(imagenet_root / "imagenet" / "val", tmp_path / "data" / "imagenet" / "val")
+        res = cli("run", "--suite", "imagenet", "--models", "mobilenetv2", "--methods", "noise,real-calib", "--bits", "4",
+                  "--data-root", str(tmp_path / "data"), "--weights", f"mobilenetv2={teacher_files['mobilenetv2_w1']}",
+                  "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path))
+        assert one_line_error(res).startswith(f"dfqbench: error: ImageNet train images not found: no class folders in {tmp_path / 'data' / 'imagenet' / 'train'}")
+        assert records(tmp_path / "r", "imagenet") == []
+        ok = cli("run", "--suite", "imagenet", "--models", "mobilenetv2", "--methods", "noise", "--bits", "4", "--budget", "smoke",
+                 "--set", "noise.batches=1", "--set", "noise.batch_size=1", "--data-root", str(tmp_path / "data"),
+                 "--weights", f"mobilenetv2={teacher_files['mobilenetv2_w1']}", "--results", str(tmp_path / "r"), "--cache-dir", str(tmp_path))
+        assert ok.code == 0, ok.err  # data-free methods need no training images
 
     def test_missing_weights_of_a_later_row_stop_the_run_before_any_cell(self, cli, imagenet_root, teacher_files, tmp_path):
         res = cli("run", "--suite", "imagenet", "--models", "resnet18,resnet50", "--methods", "noise", "--bits", "4",
