@@ -6,7 +6,7 @@ timm's default Swin-S is now the ImageNet-22k fine-tuned one, which is not it). 
 taken from ``--weights MODEL=PATH`` (timm's own state dict or safetensors, or the official
 DeiT/Swin ``.pth`` checkpoint, which timm's checkpoint filter converts), else from the Hub
 cache under the dfqbench cache, else from the Hub. The Hub stores a file under its sha256;
-the file is checked against that name before it is loaded.
+the file is checked against that name before it is loaded, and its Hub revision recorded.
 """
 
 from __future__ import annotations
@@ -53,20 +53,21 @@ def load(model: str, dataset: DatasetInfo, env: ZooEnv, settings: dict[str, Any]
         raise wrong_dataset(model, dataset, ["imagenet"])
     pin = PINNED[model]
     path, origin = _weights_file(model, pin, env)
-    sha256 = digest(path, "sha256")
+    # No digest of the Hub's files is pinned, only the repository (timm's tag): a re-export
+    # on the Hub would change the file, so every record names the Hub revision it came from.
+    facts = {"sha256": digest(path, "sha256"), "pinned": pin.name, "matches_pin": None}
     if origin == "--weights":
-        # no digest of the Hub's files is pinned (the Hub names its blobs by one, but the
-        # official .pth checkpoints that --weights also takes are other files of the same tensors)
         env.display.print(
             f"note: --weights {model}={path} is used as given: dfqbench holds no digest of timm's {pin.name} to compare it "
             "with; the records show its own sha256 and FP accuracy"
         )
     else:
-        verify_hub_file(path, sha256, model)
+        verify_hub_file(path, facts["sha256"], model)
+        facts["hub_revision"] = hub_revision(path)
     net = timm.create_model(pin.name, pretrained=False)
     state = load_object(pin.convert)(load_state_dict(path), net)
     load_strict(net, state, path, f"timm {pin.name}")
-    note(env, dataset, model, path, origin, sha256=sha256, pinned=pin.name, matches_pin=None if origin == "--weights" else True)
+    note(env, dataset, model, path, origin, **facts)
     return net
 
 
@@ -96,6 +97,11 @@ def _weights_file(model: str, pin: TimmWeights, env: ZooEnv) -> tuple[Path, str]
                 f"pass --weights {model}=PATH"
             ) from None
     return path, origin
+
+
+def hub_revision(path: Path) -> str | None:
+    """The Hub commit of a cached file (``…/snapshots/<commit>/model.safetensors``)."""
+    return path.parent.name if path.parent.parent.name == "snapshots" else None
 
 
 def verify_hub_file(path: Path, sha256: str, model: str) -> None:

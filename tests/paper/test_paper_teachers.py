@@ -3,6 +3,7 @@ download, checked, loaded without running code, evaluated by the harness."""
 
 import io
 import pickle
+import shutil
 import zipfile
 from types import SimpleNamespace
 
@@ -206,6 +207,29 @@ class TestViT:
         # a user's file cannot be compared with the Hub's: said, and recorded as unknown
         assert teacher.weights["matches_pin"] is None and teacher.weights["sha256"] == digest(deit_tiny, "sha256")
         assert any(line.startswith(f"note: --weights deit-tiny={deit_tiny} is used as given") for line in printed)
+
+    def test_a_hub_cache_file_records_its_revision(self, deit_tiny, imagenet_root, tmp_path, monkeypatch):
+        """What the Hub client leaves in its cache (a snapshot link to a blob named by its
+        sha256) is loaded, checked, and recorded with its commit: no digest is pinned, so
+        the revision is what tells two runs' files apart."""
+        import hashlib
+
+        repo = tmp_path / "weights" / "huggingface" / "models--timm--deit_tiny_patch16_224.fb_in1k"
+        blob = repo / "blobs" / hashlib.sha256(deit_tiny.read_bytes()).hexdigest()
+        snapshot = repo / "snapshots" / ("c0ffee" * 6 + "beef") / "model.safetensors"
+        blob.parent.mkdir(parents=True)
+        snapshot.parent.mkdir(parents=True)
+        shutil.copy(deit_tiny, blob)
+        snapshot.symlink_to(blob)
+        asked = []
+        monkeypatch.setattr(timm_teachers, "hf_hub_download", lambda repo_id, name, **kw: asked.append((repo_id, name, kw)) or str(snapshot))
+        env = ZooEnv(cache_dir=tmp_path, data_root=imagenet_root)
+        timm_teachers.deit_tiny(load_registry().dataset("imagenet").info, env, {})
+        assert asked == [("timm/deit_tiny_patch16_224.fb_in1k", "model.safetensors", {"cache_dir": tmp_path / "weights" / "huggingface", "local_files_only": True})]
+        assert env.weights_used[("imagenet", "deit-tiny")] == {
+            "file": str(snapshot), "origin": "cache", "sha256": blob.name, "pinned": "deit_tiny_patch16_224.fb_in1k",
+            "matches_pin": None, "hub_revision": "c0ffee" * 6 + "beef",
+        }
 
     def test_offline_without_weights(self, tmp_path):
         with pytest.raises(DfqError) as info:
