@@ -56,6 +56,22 @@ def test_pins_are_the_papers_files():
     assert ptcv.PINNED[("resnet18", "imagenet")].url == "https://github.com/osmr/imgclsmob/releases/download/v0.0.153/resnet18-0982-0126861b.pth.zip"
 
 
+def test_pins_are_full_sha1_digests_as_pytorchcv_lists_them():
+    """Every file is checked against its whole sha1. pytorchcv's store lists four of the five
+    files with the same digest and release; ResNet-18's entry there is now the retrained file."""
+    import csv
+
+    from pytorchcv.models.common.model_store import get_model_metainfos_file_path
+
+    with open(get_model_metainfos_file_path(), encoding="utf-8") as file:
+        store = {row["model_name"]: row for row in csv.DictReader(file)}
+    for pin in ptcv.PINNED.values():
+        assert len(pin.sha1) == 40 and int(pin.sha1, 16) >= 0, pin
+        listed = store[pin.arch]
+        same = (listed["error_value"], listed["checksum"], listed["repo_release_tag"]) == (pin.error, pin.sha1, pin.release)
+        assert same == (pin.arch != "resnet18"), (pin, listed)
+
+
 def test_a_file_of_another_architecture_is_refused_in_one_line(teacher_files, tmp_path):
     reg = load_registry()
     env = ZooEnv(cache_dir=tmp_path, weights={"resnet20": teacher_files["resnet20_cifar100"]})
