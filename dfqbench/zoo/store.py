@@ -66,11 +66,19 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError, SafetensorError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DfqError(f"cannot load weights from {path}: not a plain state dict that loads without running code ({reason})") from None
+        raise DfqError(f"cannot load weights from {path}: not a plain state dict that loads without running code ({_reason(exc)})") from None
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise DfqError(f"cannot load weights from {path}: it does not hold a state dict (name → tensor)")
     return state
+
+
+def _reason(exc: Exception) -> str:
+    """The cause in one line. For torch's refusal that is its unpickler's finding: the text
+    around it advises loading with ``weights_only=False``, which would run the file's code."""
+    text = str(exc).strip()
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -173,9 +173,10 @@ class TestSafeLoading:
             torch.save(payload, path)
         else:
             path.write_bytes(pickle.dumps(payload, protocol=2))
-        with pytest.raises(DfqError, match=f"cannot load weights from {path}: not a plain state dict that loads without running code"):
+        with pytest.raises(DfqError, match=f"cannot load weights from {path}: not a plain state dict that loads without running code") as info:
             load_state_dict(path)
         assert not marker.exists()
+        assert "Unsupported global: GLOBAL " in str(info.value) and "weights_only" not in str(info.value)  # no advice to run it
 
     def test_through_the_command_line(self, cli, cifar_checksums, tmp_path):
         marker, path = tmp_path / "ran", tmp_path / "evil.pth"
