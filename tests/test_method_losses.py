@@ -100,6 +100,30 @@ def test_zaq_relations_against_explicit_formulas():
     np.testing.assert_allclose(zaq.channel_relation(t, 0.1).numpy(), channel_np(x, 0.1), rtol=1e-10)
 
 
+def test_zaq_spatial_relation_of_a_large_stage_keeps_no_hw_by_hw_matrix():
+    """Above SPATIAL_ROWS positions (ImageNet stages) A_s is computed in blocks and recomputed
+    for the backward pass: the same values and gradients, and nothing of size HW × HW kept."""
+    positions = zaq.SPATIAL_ROWS * 2 + 100
+    x = np.random.default_rng(1).normal(size=(2, 3, positions))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # as unit_channels leaves it
+    t = torch.from_numpy(x).requires_grad_(True)
+    kept = []
+
+    def keep(tensor):
+        kept.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        out = zaq.spatial_relation(t, 0.1)
+    np.testing.assert_allclose(out.detach().numpy(), spatial_np(x, 0.1), rtol=1e-10)
+    assert max(kept) < positions * positions
+    (grad,) = torch.autograd.grad(out.square().sum(), t)
+    u = torch.from_numpy(x).requires_grad_(True)
+    attention = torch.softmax(u.transpose(1, 2) @ u, dim=-1)  # the explicit formula
+    (expected,) = torch.autograd.grad((0.1 * u @ attention.transpose(1, 2) + u).square().sum(), u)
+    torch.testing.assert_close(grad, expected, rtol=1e-10, atol=1e-12)
+
+
 def test_unit_channels_matches_normalize_and_keeps_dead_positions_finite():
     f = torch.tensor([[[[3.0, 0.0]], [[4.0, 0.0]]]], requires_grad=True)  # position 1 is all-zero
     out = zaq.unit_channels(f)

@@ -114,7 +114,10 @@ def test_zaq_paper_and_reduced_configs():
     paper = zaq.config(task("cifar10", "resnet20"), "paper")
     assert (paper.epochs, paper.iters_per_epoch, paper.q_steps, paper.batch_size, paper.latent_dim) == (300, 60, 5, 256, 256)
     assert (paper.lr_q, paper.weight_decay_q, paper.lr_g, paper.milestones, paper.alpha, paper.beta) == (0.1, 5e-4, 1e-3, (100, 200), 1.0, 0.1)
-    assert not paper.derived and zaq.config(task("imagenet", "resnet18"), "paper").derived
+    assert not paper.derived
+    # ImageNet (no reference config): the CIFAR schedule at the GDFQ family's ImageNet batch
+    imagenet = zaq.config(task("imagenet", "resnet18"), "paper")
+    assert imagenet == dataclasses.replace(paper, batch_size=16, derived=True)
     default = zaq.config(task("digits", "resnet20-digits"), "default")
     # as many student updates as the GDFQ family's default budget (20 epochs × 50 iterations)
     assert default.epochs * default.iters_per_epoch * default.q_steps == 20 * 50

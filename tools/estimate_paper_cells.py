@@ -18,9 +18,10 @@ Schedules (from the reference codes):
   to the images) and the fake-quantized student (forward and backward); AdaDFQ's generator
   loss also backpropagates through the student. The generator is a stand-in with the
   reference generator's layer shapes (GDFQ's ACGAN generator, latent 100).
-* ZAQ (CIFAR only; its code has no ImageNet path): 300 epochs × 60 iterations, each 5
-  student steps (generator and teacher forward, student forward and backward) and one
-  generator step (generator forward and backward through teacher and student), batch 256.
+* ZAQ: 300 epochs × 60 iterations, each 5 student steps (generator forward; teacher and
+  student forward, its two-level discrepancy, backward) and one generator step (the same
+  through the generator too), batch 256 (CIFAR) or 16 (ImageNet, where its code has no
+  config: dfqbench's derived one).
 * ZeroQ: 500 steps on one batch of 64 images (teacher forward and backward to the images).
 * PSAQ-ViT V1: 2 × 500 steps on 32 images (teacher forward and backward to the images).
 * Every cell ends with one evaluation of the quantized model on the validation split
@@ -43,6 +44,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from dfqbench import quant
+from dfqbench.dfq.features import StageOutputs, stage_names
+from dfqbench_zaq import losses as zaq_losses
+from dfqbench_zaq.method import IMAGENET_BATCH
 
 GDFQ_STEPS = 400 * 200
 ZAQ_STEPS = 300 * 60
@@ -131,19 +135,25 @@ def gdfq_iteration(g: nn.Module, teacher: nn.Module, qmodel: nn.Module, size: in
 
 
 def zaq_iteration(g: nn.Module, teacher: nn.Module, qmodel: nn.Module) -> Work:
-    """Five student steps on fresh generated images, then one adversarial generator step."""
+    """Five student steps on fresh generated images, then one adversarial generator step,
+    each with ZAQ's two-level discrepancy (its stage-level relations, the spatial one
+    HW² · C per stage and sample, are most of the work at ImageNet's stage sizes)."""
     g.train()
     z = torch.randn(2, 100)
+    names = stage_names(teacher)
+
+    def discrepancy(x: torch.Tensor) -> torch.Tensor:
+        with StageOutputs(teacher, names) as fp, StageOutputs(qmodel, names) as fq:
+            out = zaq_losses.output_discrepancy(qmodel(x), teacher(x))
+            return out + zaq_losses.feature_discrepancy(fq.outputs, fp.outputs)
 
     def student_step():
         with torch.no_grad():
             x = g(z)
-            teacher(x)
-        qmodel(x).logsumexp(dim=1).sum().backward()
+        discrepancy(x).backward()
 
     def generator_step():
-        x = g(z)
-        (teacher(x) - qmodel(x)).abs().sum().backward()
+        discrepancy(g(z)).backward()
 
     return count(student_step).per_sample(2).times(5) + count(generator_step).per_sample(2)
 
@@ -185,8 +195,8 @@ def cnn_lines() -> list[dict]:
         evaluation = eval_work(qmodel, size)
         out.append(line(row, "GDFQ, Qimera", iteration, gdfq_batch, GDFQ_STEPS, evaluation, val_images))
         out.append(line(row, "AdaDFQ", iteration + adadfq_extra, adadfq_batch, GDFQ_STEPS, evaluation, val_images))
-        if size == 32:
-            out.append(line(row, "ZAQ", zaq_iteration(generator(size), teacher, qmodel), 256, ZAQ_STEPS, evaluation, val_images))
+        zaq_batch = 256 if size == 32 else IMAGENET_BATCH
+        out.append(line(row, "ZAQ", zaq_iteration(generator(size), teacher, qmodel), zaq_batch, ZAQ_STEPS, evaluation, val_images))
         zeroq = count(partial(forward_backward, teacher, torch.randn(1, 3, size, size, requires_grad=True)))
         out.append(line(row, "ZeroQ", zeroq, 64, 500, evaluation, val_images))
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 def output_discrepancy(z_q: torch.Tensor, z_p: torch.Tensor) -> torch.Tensor:
@@ -16,10 +17,29 @@ def output_discrepancy(z_q: torch.Tensor, z_p: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(z_q, z_p)
 
 
+#: rows of A_s computed at a time. CIFAR's stages (at most 32×32 = 1,024 positions, the
+#: reference's) take one block, computed as the reference does; an ImageNet stage (56×56 to
+#: MobileNetV2's 112×112) would hold B × HW² values, 10 GB for one stage at batch 16.
+SPATIAL_ROWS = 1024
+
+
 def spatial_relation(x: torch.Tensor, gamma: float) -> torch.Tensor:
-    """SA(X) = γ·X·A_sᵀ + X with A_s = softmax_row(XᵀX) (HW × HW)."""
-    attention = F.softmax(x.transpose(1, 2) @ x, dim=-1)
-    return gamma * (x @ attention.transpose(1, 2)) + x
+    """SA(X) = γ·X·A_sᵀ + X with A_s = softmax_row(XᵀX) (HW × HW).
+
+    A_s's rows are independent: above :data:`SPATIAL_ROWS` positions they are computed in
+    blocks whose attention is recomputed in the backward pass instead of kept
+    (``torch.utils.checkpoint``), so memory grows with HW, not HW²; the values are the same.
+    """
+    positions = x.shape[-1]
+    if positions <= SPATIAL_ROWS:
+        return gamma * _attend(x, x) + x
+    blocks = [checkpoint(_attend, x, x[..., i : i + SPATIAL_ROWS], use_reentrant=False) for i in range(0, positions, SPATIAL_ROWS)]
+    return gamma * torch.cat(blocks, dim=-1) + x
+
+
+def _attend(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """X·A_sᵀ for the rows of A_s at the positions ``rows`` holds (B, C, n) → (B, C, n)."""
+    return x @ F.softmax(rows.transpose(1, 2) @ x, dim=-1).transpose(1, 2)
 
 
 def channel_relation(x: torch.Tensor, gamma: float) -> torch.Tensor:

@@ -44,3 +44,27 @@ def test_time_is_flops_over_throughput_plus_launches(tool):
     # 6,000 steps × (2e12 / 150e12 + 1000 × 4 µs) = 104 s; 6,000 × (2e12 / 40e12 + 1000 × 10 µs) = 360 s
     row = tool.line("r", "m", work, batch=2, steps=6000, evaluation=tool.Work(0.0, 0), val_images=256)
     assert (row["GFLOP/step"], row["cell, optimistic"], row["cell, pessimistic"]) == (2000.0, "2 min", "6 min")
+
+
+def test_zaq_iteration_counts_its_spatial_relation(tool, monkeypatch):
+    """ZAQ's estimate includes its discrepancy: six forwards (five student steps, one generator
+    step) of the spatial relation of teacher and student, each two HW × HW × C products."""
+    from collections import OrderedDict
+
+    size, channels = 16, 4
+
+    def work():
+        torch.manual_seed(0)
+        teacher = torch.nn.Sequential(OrderedDict([
+            ("stage1", torch.nn.Sequential(torch.nn.Conv2d(3, channels, 3, padding=1), torch.nn.ReLU())),
+            ("pool", torch.nn.AdaptiveAvgPool2d(1)), ("flatten", torch.nn.Flatten()), ("output", torch.nn.Linear(channels, 10)),
+        ])).eval()
+        qmodel = tool.student(teacher, size)
+        teacher.requires_grad_(False)
+        return tool.zaq_iteration(tool.generator(size), teacher, qmodel).flops
+
+    positions = size * size
+    relation = 2 * (2 * positions * positions * channels)  # XᵀX and X·A_sᵀ, two FLOPs per multiply-add
+    with_features = work()
+    monkeypatch.setattr(tool.zaq_losses, "feature_discrepancy", lambda fq, fp: fq[0].sum() * 0)
+    assert with_features - work() >= 6 * 2 * relation
