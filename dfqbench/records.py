@@ -23,6 +23,14 @@ from dfqbench.errors import DfqError
 SCHEMA = 1
 STATUSES = ("ok", "failed", "diverged")
 REQUIRED = ("key", "status", "cell")
+#: the fields of ``cell`` that tables, ``show`` and resuming read, with their JSON types
+CELL_FIELDS = {
+    **dict.fromkeys(("suite", "dataset", "model", "method", "budget"), str),
+    **dict.fromkeys(("w_bits", "a_bits", "seed"), int),
+    **dict.fromkeys(("quantizer", "config"), dict),
+}
+#: optional fields, where present (records made before them lack them)
+OPTIONAL = {"labels": dict, "metrics": dict, "overrides": dict, "data": dict, "precision": str}
 #: what tables compute with
 NUMBERS = ("top1", "top5", "fp_top1", "fp_top5", "wall_time_s")
 #: folder of the per-cell metric histories, beside ``records.jsonl``
@@ -52,6 +60,13 @@ class RecordStore:
             raise DfqError(
                 f"cannot write records to {self.path}: {exc.strerror or exc}; choose a writable folder with --results"
             ) from None
+        logs = self.path.parent / LOGS
+        try:
+            if logs.exists():
+                with tempfile.TemporaryFile(dir=logs):
+                    pass
+        except OSError as exc:
+            raise DfqError(f"cannot write metric logs to {logs}: {exc.strerror or exc}; it must be a writable folder (or absent)") from None
 
     def append(self, record: dict[str, Any]) -> None:
         """Append ``record``. Its ``history`` (every value the method logged, in order) moves
@@ -59,11 +74,17 @@ class RecordStore:
         point per PSAQ-ViT V2 cycle) and tables never read them."""
         history = record.pop("history", None)
         if history:
-            record["log"] = self._write_log(record["key"], history)
+            try:
+                record["log"] = self._write_log(record["key"], history)
+            except OSError as exc:  # the cell's result matters more than its curves
+                record["log_error"] = f"{type(exc).__name__}: {exc}"
         line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            end = os.fstat(fd).st_size
+            if end and os.pread(fd, 1, end - 1) != b"\n":  # e.g. an editor dropped the final newline
+                line = b"\n" + line
             os.write(fd, line)
             os.fsync(fd)
         finally:
@@ -76,7 +97,11 @@ class RecordStore:
         # whole or not at all: written aside, then renamed over a rerun's log of the same cell
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
             json.dump({"key": key, "history": history}, f, allow_nan=False)
-        os.replace(f.name, path)
+        try:
+            os.replace(f.name, path)
+        except OSError:
+            os.unlink(f.name)
+            raise
         return relative
 
     def history(self, record: dict[str, Any]) -> dict[str, list[float]]:
@@ -85,9 +110,13 @@ class RecordStore:
             return {}
         path = self.path.parent / record["log"]
         try:
-            return json.loads(path.read_text())["history"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise DfqError(f"cannot read the log of cell {record['key']} ({path}): {exc}") from None
+            history = json.loads(path.read_text())["history"]
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+            reason = f"no {exc}" if isinstance(exc, KeyError) else f"{exc}"
+            raise DfqError(f"cannot read the log of cell {record['key']} ({path}): {reason}") from None
+        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+            raise DfqError(f"cannot read the log of cell {record['key']} ({path}): its history is not a name → list of values")
+        return history
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -118,18 +147,37 @@ def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise DfqError(f"{where} is not valid JSON ({exc.msg}); fix or delete that line, the others are intact") from None
+    except RecursionError:
+        raise DfqError(f"{where} is nested too deeply to be a dfqbench record; fix or delete that line") from None
     if not isinstance(record, dict) or any(k not in record for k in REQUIRED):
         raise DfqError(f"{where} is not a dfqbench record (needs {', '.join(REQUIRED)}); fix or delete that line")
     if record["status"] not in STATUSES:
         raise DfqError(f"{where} has unknown status {record['status']!r}; valid choices: {', '.join(STATUSES)}")
     for name, kinds in (("key", str), ("cell", dict), ("teacher_sha256", (str, type(None)))):
         if not isinstance(record.get(name), kinds):
-            raise DfqError(f"{where} has {name} {reprlib.repr(record.get(name))}, not a {_kind(kinds)}; fix or delete that line")
+            raise DfqError(f"{where} has {name} {reprlib.repr(record.get(name))}, not {_kind(kinds)}; fix or delete that line")
     for name in NUMBERS:
         value = record.get(name)
         if value is not None and not _finite(value):
             raise DfqError(f"{where} has {name} {reprlib.repr(value)}; valid: a finite number or null. Fix or delete that line")
+    cell = record["cell"]
+    for name, kind in CELL_FIELDS.items():
+        if name not in cell:
+            raise DfqError(f"{where} has a cell without {name!r}; fix or delete that line")
+        if not _is(cell[name], kind):
+            raise DfqError(f"{where} has cell {name} {reprlib.repr(cell[name])}, not {_kind(kind)}; fix or delete that line")
+    for name, kind in OPTIONAL.items():
+        holder = cell if name in ("overrides", "data", "precision") else record
+        if name in holder and not _is(holder[name], kind):
+            raise DfqError(f"{where} has {name} {reprlib.repr(holder[name])}, not {_kind(kind)}; fix or delete that line")
+    if record.get("schema", SCHEMA) != SCHEMA:
+        raise DfqError(f"{where} has record schema {reprlib.repr(record['schema'])}, this dfqbench reads schema {SCHEMA}; "
+                       "use the dfqbench version that wrote it")
     return record
+
+
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 
 def _finite(value: Any) -> bool:
@@ -140,7 +188,7 @@ def _finite(value: Any) -> bool:
 
 
 def _kind(kinds: type | tuple[type, ...]) -> str:
-    names = {str: "string", dict: "JSON object", type(None): "null"}
+    names = {str: "a string", dict: "a JSON object", int: "an integer", type(None): "null"}
     return " or ".join(names[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
 
 

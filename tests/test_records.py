@@ -8,11 +8,15 @@ import pytest
 from dfqbench.errors import DfqError
 from dfqbench.records import RecordStore
 
+#: the smallest cell a record may have
+CELL = {"suite": "digits", "dataset": "digits", "model": "m", "method": "noise", "budget": "smoke", "w_bits": 4, "a_bits": 4,
+        "seed": 0, "quantizer": {}, "config": {}}
+
 
 def _writer(path, worker):
     store = RecordStore(path)
     for i in range(50):
-        store.append({"key": f"{worker}-{i}", "status": "ok", "cell": {}, "pad": "x" * 5000})
+        store.append({"key": f"{worker}-{i}", "status": "ok", "cell": CELL, "pad": "x" * 5000})
 
 
 def test_concurrent_appends_never_interleave(tmp_path):
@@ -28,10 +32,10 @@ def test_concurrent_appends_never_interleave(tmp_path):
 
 def test_corrupt_and_foreign_lines(tmp_path):
     path = tmp_path / "records.jsonl"
-    path.write_text(json.dumps({"key": "a", "status": "ok", "cell": {}}) + "\n" + json.dumps({"hello": 1}) + "\n")
+    path.write_text(json.dumps({"key": "a", "status": "ok", "cell": CELL}) + "\n" + json.dumps({"hello": 1}) + "\n")
     with pytest.raises(DfqError, match="line 2 is not a dfqbench record"):
         RecordStore(path).read()
-    path.write_text(json.dumps({"key": "a", "status": "done", "cell": {}}) + "\n")
+    path.write_text(json.dumps({"key": "a", "status": "done", "cell": CELL}) + "\n")
     with pytest.raises(DfqError, match="line 1 has unknown status 'done'; valid choices: ok, failed, diverged"):
         RecordStore(path).read()
 
@@ -39,13 +43,13 @@ def test_corrupt_and_foreign_lines(tmp_path):
 def test_done_cells_are_those_whose_latest_record_is_ok(tmp_path):
     store = RecordStore(tmp_path / "r.jsonl")
     for key, status in [("a", "failed"), ("b", "ok"), ("c", "failed"), ("c", "ok"), ("d", "ok"), ("d", "diverged")]:
-        store.append({"key": key, "status": status, "cell": {}})
+        store.append({"key": key, "status": status, "cell": CELL})
     assert sorted(store.done()) == ["b", "c"]
 
 
 def test_non_finite_numbers_are_refused(tmp_path):
     with pytest.raises(ValueError):
-        RecordStore(tmp_path / "r.jsonl").append({"key": "a", "status": "ok", "cell": {}, "top1": float("nan")})
+        RecordStore(tmp_path / "r.jsonl").append({"key": "a", "status": "ok", "cell": CELL, "top1": float("nan")})
 
 
 def test_checking_writability_leaves_nothing_behind(tmp_path):
@@ -62,15 +66,15 @@ def test_checking_writability_leaves_nothing_behind(tmp_path):
 def test_history_moves_to_a_log_file_replaced_by_a_rerun(tmp_path):
     store = RecordStore(tmp_path / "digits" / "records.jsonl")
     store.path.parent.mkdir()
-    first = {"key": "k1", "status": "ok", "cell": {}, "history": {"loss": [3.0, 2.0], "acc": [0.5]}}
+    first = {"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [3.0, 2.0], "acc": [0.5]}}
     store.append(first)
     assert "history" not in first and first["log"] == "logs/k1.json"
     (record,) = store.read()
     assert record["log"] == "logs/k1.json" and store.history(record) == {"loss": [3.0, 2.0], "acc": [0.5]}
-    store.append({"key": "k1", "status": "ok", "cell": {}, "history": {"loss": [1.0]}})  # --no-resume
+    store.append({"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [1.0]}})  # --no-resume
     assert [store.history(r) for r in store.read()] == [{"loss": [1.0]}] * 2
     assert sorted(p.name for p in (tmp_path / "digits" / "logs").iterdir()) == ["k1.json"]  # no temporary left
-    store.append({"key": "k2", "status": "failed", "cell": {}, "history": {}})
+    store.append({"key": "k2", "status": "failed", "cell": CELL, "history": {}})
     assert "log" not in store.read()[-1] and store.history(store.read()[-1]) == {}
     (tmp_path / "digits" / "logs" / "k1.json").write_text("{")
     with pytest.raises(DfqError, match="cannot read the log of cell k1"):
@@ -98,3 +102,64 @@ def test_records_name_the_commit_of_a_checkout_and_whether_its_source_changed(tm
     assert revision.__wrapped__(tmp_path) == head
     (tmp_path / "dfqbench" / "a.py").write_text("x = 2\n")
     assert revision.__wrapped__(tmp_path) == head + "+dirty"
+
+
+def test_an_append_after_a_missing_final_newline_keeps_both_records(tmp_path):
+    """An editor that drops the file's last newline must not make the next record share its line."""
+    store = RecordStore(tmp_path / "r.jsonl")
+    store.append({"key": "a", "status": "ok", "cell": CELL})
+    store.path.write_bytes(store.path.read_bytes().rstrip(b"\n"))
+    store.append({"key": "b", "status": "ok", "cell": CELL})
+    assert [r["key"] for r in store.read()] == ["a", "b"]
+    assert store.path.read_bytes().count(b"\n") == 2
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r["cell"].pop("method"), "line 1 has a cell without 'method'; fix or delete that line"),
+        (lambda r: r["cell"].update(w_bits="4"), "line 1 has cell w_bits '4', not an integer; fix or delete that line"),
+        (lambda r: r["cell"].update(seed=True), "line 1 has cell seed True, not an integer"),
+        (lambda r: r["cell"].update(quantizer=None), "line 1 has cell quantizer None, not a JSON object"),
+        (lambda r: r.update(labels=None), "line 1 has labels None, not a JSON object"),
+        (lambda r: r.update(metrics=[1]), "line 1 has metrics [1], not a JSON object"),
+        (lambda r: r["cell"].update(precision=16), "line 1 has precision 16, not a string"),
+        (lambda r: r.update(schema=2), "line 1 has record schema 2, this dfqbench reads schema 1; use the dfqbench version that wrote it"),
+    ],
+)
+def test_a_record_whose_cell_lacks_what_tables_read_is_refused_in_one_line(tmp_path, change, message):
+    record = {"key": "a", "status": "ok", "cell": json.loads(json.dumps(CELL)), "schema": 1}
+    change(record)
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(DfqError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        RecordStore(path).read()
+
+
+def test_a_line_nested_beyond_recursion_is_one_error(tmp_path):
+    path = tmp_path / "records.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(DfqError, match="line 1 is nested too deeply"):
+        RecordStore(path).read()
+
+
+def test_a_log_that_cannot_be_written_keeps_the_record(tmp_path):
+    store = RecordStore(tmp_path / "digits" / "records.jsonl")
+    (tmp_path / "digits" / "logs" / "k1.json").mkdir(parents=True)  # in the way of the log
+    store.append({"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [1.0]}})
+    (record,) = store.read()
+    assert "log" not in record and record["log_error"].startswith("IsADirectoryError")
+    assert [p.name for p in (tmp_path / "digits" / "logs").iterdir()] == ["k1.json"]  # no temporary left behind
+    (tmp_path / "digits" / "logs" / "k1.json").rmdir()
+    (tmp_path / "digits" / "logs").rmdir()
+    (tmp_path / "digits" / "logs").write_text("")
+    with pytest.raises(DfqError, match="cannot write metric logs to .*logs: Not a directory; it must be a writable folder"):
+        store.check_writable()
+    (tmp_path / "digits" / "logs").unlink()
+    (tmp_path / "digits" / "logs").mkdir()
+    (tmp_path / "digits" / "logs" / "k1.json").write_text("[]")
+    with pytest.raises(DfqError, match="cannot read the log of cell k1 .*: list indices"):
+        store.history({"key": "k1", "log": "logs/k1.json"})
+    (tmp_path / "digits" / "logs" / "k1.json").write_text('{"history": []}')
+    with pytest.raises(DfqError, match="its history is not a name → list of values"):
+        store.history({"key": "k1", "log": "logs/k1.json"})
