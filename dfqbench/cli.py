@@ -41,6 +41,29 @@ def _parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))  # 0 and 00 are one seed
 
 
+def _usable_cache(given: Path | None, create: bool) -> Path:
+    """The cache folder (``--cache-dir``, else the environment's), checked before any work:
+    a file in its place, or a folder that cannot be made or written, is one error here
+    rather than a failed record per cell."""
+    import tempfile
+
+    from dfqbench.zoo import default_cache_dir
+
+    cache = given if given is not None else default_cache_dir()
+    source = "--cache-dir" if given is not None else "the cache folder (DFQBENCH_CACHE, XDG_CACHE_HOME or ~/.cache)"
+    existing = next(p for p in (cache, *cache.parents) if p.exists())
+    if not existing.is_dir():
+        raise DfqError(f"{source} {cache}: {existing} is a file; valid: a folder (created if missing)")
+    if create:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=cache):
+                pass
+        except OSError as exc:
+            raise DfqError(f"{source} {cache}: {exc.strerror or exc}; valid: a writable folder (created if missing)") from None
+    return cache
+
+
 def _parse_weights(items: tuple[str, ...], reg: Registry) -> dict[str, Path]:
     out = {}
     for item in items:
@@ -115,7 +138,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     from dfqbench.records import RecordStore
     from dfqbench.seeding import describe_device, make_deterministic, resolve_device
     from dfqbench.session import Session
-    from dfqbench.zoo import ZooEnv, default_cache_dir
+    from dfqbench.zoo import ZooEnv
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     reg = load_registry()
@@ -141,10 +164,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         raise DfqError(f"no cell to run: {'; '.join(plan.skipped)}")
     if jobs < 1:
         raise DfqError(f"--jobs {jobs} is not a number of worker processes; valid choices: 1 or more")
-    if cache_dir is not None:
-        existing = next(p for p in (cache_dir, *cache_dir.parents) if p.exists())
-        if not existing.is_dir():
-            raise DfqError(f"--cache-dir {cache_dir}: {existing} is a file; valid: a folder (created if missing)")
+    cache_dir = _usable_cache(cache_dir, create=not dry_run)
     local_weights = _parse_weights(weights, reg)
     options = _executor_options(executor, executor_options, device, jobs)
     # a Slurm job or Ray task resolves the device on its own node; this process only plans and tabulates
@@ -175,7 +195,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         return
     make_deterministic(torch_device)
     display = Display(console)
-    zoo = ZooEnv(cache_dir=cache_dir or default_cache_dir(), data_root=data_root, weights=local_weights, display=display, download=download)
+    zoo = ZooEnv(cache_dir=cache_dir, data_root=data_root, weights=local_weights, display=display, download=download)
     session = Session(reg, torch_device, zoo, display)
     interrupted = False
     try:

@@ -23,9 +23,14 @@ def parse(assignments: tuple[str, ...] | list[str]) -> dict[str, dict[str, Any]]
             raise DfqError(f"bad --set {text!r}; valid form: METHOD.FIELD=VALUE, quantizer.FIELD=VALUE or data.FIELD=VALUE")
         try:
             value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             value = raw  # bare words are strings
-        out.setdefault(target, {})[field_name] = value
+        if target == "quantizer" and field_name == "name":
+            raise DfqError("--set quantizer.name would only relabel the convention; choose one with --quantizer NAME")
+        given = out.setdefault(target, {})
+        if field_name in given and given[field_name] != value:
+            raise DfqError(f"--set {target}.{field_name} is given twice, as {given[field_name]!r} and {value!r}; give it once")
+        given[field_name] = value
     return out
 
 

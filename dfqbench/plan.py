@@ -210,6 +210,11 @@ def make_plan(
                         Cell(suite, dataset, model, info.name, w_bits, a_bits, seed, budget, qsettings.to_dict(),
                              config_to_dict(config), data, used, precision, channels_last)
                     )
+    for info in infos:  # a typo in --set is an error even for a method that runs no cell here
+        unused = changes.get(info.name)
+        config_class = method_impl(info).Config
+        if unused and not any(cell.method == info.name for cell in cells) and dataclasses.is_dataclass(config_class):
+            overrides.apply(config_class(), unused, info.name)
     return Plan(cells, skipped)
 
 

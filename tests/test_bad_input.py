@@ -59,6 +59,9 @@ def one_line_error(result):
         (["--methods", "qimera", "--set", "qimera.mix_prob=1.5"], "bad --set value for qimera: mix_prob=1.5; valid: 1 or less"),
         (["--methods", "adadfq", "--set", "adadfq.lambda_lower=0.9"], "lambda_lower=0.9 is above lambda_upper=0.8"),
         (["--methods", "zaq", "--set", "zaq.bn_mode=frozen"], "bad --set value for zaq: bn_mode='frozen'; valid choices: train, eval"),
+        # without a calibration epoch no activation range exists: every cell would fail
+        (["--methods", "gdfq", "--set", "gdfq.calib_epochs=0"], "bad --set value for gdfq: calib_epochs=0; valid: 1 or more"),
+        (["--methods", "zaq", "--set", "zaq.calib_epochs=0"], "bad --set value for zaq: calib_epochs=0; valid: 1 or more"),
         (["--methods", "zeroq", "--set", "zeroq.iterations=0"], "bad --set value for zeroq: iterations=0; valid: 1 or more"),
         (["--methods", "psaqvit", "--set", "psaqvit.kde_bandwidth=0"], "bad --set value for psaqvit: kde_bandwidth=0.0; valid: more than 0"),
         (["--budget", "huge"], "unknown budget 'huge'; valid choices: default, paper, smoke"),
@@ -71,6 +74,12 @@ def one_line_error(result):
         (["--set", "data.resize=256"], "unknown field 'resize' of the data settings of suite 'digits'; valid choices: (none)"),
         (["--suite", "imagenet", "--set", "data.resize=abc"], "bad --set value for data.resize: 'abc' is not an integer"),
         (["--set", "broken"], "bad --set 'broken'; valid form: METHOD.FIELD=VALUE"),
+        (["--set", "quantizer.name=zeroq"], "--set quantizer.name would only relabel the convention; choose one with --quantizer NAME"),
+        (["--set", "noise.batches=2", "--set", "noise.batches=3"], "--set noise.batches is given twice, as 2 and 3; give it once"),
+        # psaqvit runs no cell on the CNNs, but a typo in its settings is still a typo
+        (["--methods", "all", "--models", "resnet20-digits", "--set", "psaqvit.nope=0"], "unknown field 'nope' of psaqvit; valid choices:"),
+        (["--methods", "all", "--models", "resnet20-digits", "--set", "psaqvit.kde_bandwidth=abc"],
+         "bad --set value for psaqvit.kde_bandwidth: 'abc' is not a finite number"),
         (["--jobs", "0"], "--jobs 0 is not a number of worker processes; valid choices: 1 or more"),
         (["--jobs", "two"], "'two' is not a valid integer"),
         (["--frobnicate"], "No such option '--frobnicate'"),
@@ -180,6 +189,19 @@ def test_cache_dir_that_is_a_file(cli, tmp_path):
     for given in (tmp_path / "cache", tmp_path / "cache" / "sub"):
         line = one_line_error(cli("run", "--methods", "noise", "--cache-dir", str(given), "--results", str(tmp_path)))
         assert f"--cache-dir {given}: {tmp_path / 'cache'} is a file; valid: a folder (created if missing)" in line
+
+
+def test_cache_folder_from_the_environment_that_is_unusable(cli, tmp_path, monkeypatch):
+    """DFQBENCH_CACHE is checked like --cache-dir, before any cell (not a failed record per cell)."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("DFQBENCH_CACHE", str(tmp_path / "file"))
+    args = ("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "3", "--budget", "smoke", "--results", str(tmp_path / "r"))
+    line = one_line_error(cli(*args))
+    assert line == f"dfqbench: error: the cache folder (DFQBENCH_CACHE, XDG_CACHE_HOME or ~/.cache) {tmp_path / 'file'}: {tmp_path / 'file'} is a file; valid: a folder (created if missing)"
+    monkeypatch.setenv("DFQBENCH_CACHE", "/proc/dfqbench-cache")  # no folder can be made there, not even by root
+    assert one_line_error(cli(*args)).endswith("/proc/dfqbench-cache: No such file or directory; valid: a writable folder (created if missing)")
+    assert cli(*args, "--dry-run").code == 0  # a dry run creates nothing, so it does not try
+    assert not (tmp_path / "r" / "digits" / "records.jsonl").exists()
 
 
 def test_ray_option_values_are_checked_before_anything_runs(cli, tmp_path):

@@ -41,7 +41,7 @@ class LoopConfig:
     iters_per_epoch: int = 200
     batch_size: int = 200
     warmup_epochs: int = 4  #: generator-only epochs: no student update before this epoch
-    calib_epochs: int = 4  #: activation ranges are updated in epochs [0, calib_epochs)
+    calib_epochs: int = 4  #: activation ranges are updated in epochs [0, calib_epochs); at least 1: a range is needed
     lr_s: float = 1e-4
     lr_g: float = 1e-3
     milestones_s: tuple[int, ...] = (100, 200, 300)
@@ -55,7 +55,7 @@ class LoopConfig:
     def __post_init__(self) -> None:
         check_config(
             self,
-            at_least={"epochs": 1, "iters_per_epoch": 1, "batch_size": 1, "warmup_epochs": 0, "calib_epochs": 0, "lr_s": 0, "lr_g": 0,
+            at_least={"epochs": 1, "iters_per_epoch": 1, "batch_size": 1, "warmup_epochs": 0, "calib_epochs": 1, "lr_s": 0, "lr_g": 0,
                       "milestones_s": 0, "milestones_g": 0, "momentum_s": 0, "weight_decay_s": 0, "betas_g": 0},
             above={"lr_decay": 0},
             below={"betas_g": 1},

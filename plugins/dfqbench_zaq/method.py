@@ -79,7 +79,7 @@ class ZAQConfig:
             self,
             at_least={"epochs": 1, "iters_per_epoch": 1, "q_steps": 1, "batch_size": 1, "latent_dim": 1, "lr_q": 0, "momentum_q": 0,
                       "weight_decay_q": 0, "lr_g": 0, "betas_g": 0, "milestones": 0, "alpha": 0, "beta": 0, "scrm_gamma": 0,
-                      "calib_epochs": 0},
+                      "calib_epochs": 1},
             above={"lr_decay": 0},
             below={"betas_g": 1},
             choices={"bn_mode": BN_MODES},
