@@ -156,6 +156,16 @@ def check_fits(settings: QuantSettings, family: str, model: str, changes: dict[s
     )
 
 
+def check_image_size(data: dict[str, Any], size: int) -> None:
+    """Evaluation resize and crop settings (ImageNet rows) against the model's input size:
+    another crop would evaluate at a size the generators and the FP accuracy do not use."""
+    crop, resize = data.get("crop"), data.get("resize")
+    if crop is not None and crop != size:
+        raise DfqError(f"--set data.crop={crop}: the model takes {size}×{size} images; valid choices: {size}")
+    if resize is not None and not (crop or size) <= resize:
+        raise DfqError(f"--set data.resize={resize}: the shorter side must be resized to at least the crop; valid: {crop or size} or more")
+
+
 def make_plan(
     reg: Registry,
     suite: str,
@@ -194,6 +204,7 @@ def make_plan(
         family = reg.model(model).info.family
         qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}))
         data = overrides.apply_to_dict(suite_info.data_settings(model), changes.get("data", {}), "data", f"the data settings of suite {suite!r}")
+        check_image_size(data, reg.dataset(dataset).info.input_shape[-1])
         for seed in seeds:
             for info in infos:
                 if family not in info.families:

@@ -73,6 +73,8 @@ def one_line_error(result):
         (["--set", "nosuch.lr=1"], "unknown --set target 'nosuch'; valid choices: data, noise, quantizer"),
         (["--set", "data.resize=256"], "unknown field 'resize' of the data settings of suite 'digits'; valid choices: (none)"),
         (["--suite", "imagenet", "--set", "data.resize=abc"], "bad --set value for data.resize: 'abc' is not an integer"),
+        (["--suite", "imagenet", "--set", "data.crop=99999"], "--set data.crop=99999: the model takes 224×224 images; valid choices: 224"),
+        (["--suite", "imagenet", "--set", "data.resize=-1"], "--set data.resize=-1: the shorter side must be resized to at least the crop; valid: 224 or more"),
         (["--set", "broken"], "bad --set 'broken'; valid form: METHOD.FIELD=VALUE"),
         (["--set", "quantizer.name=zeroq"], "--set quantizer.name would only relabel the convention; choose one with --quantizer NAME"),
         (["--set", "noise.batches=2", "--set", "noise.batches=3"], "--set noise.batches is given twice, as 2 and 3; give it once"),
