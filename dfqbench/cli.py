@@ -385,7 +385,12 @@ def show(key, results, suite, method, model, bits, seed, budget, precision):
     counted = {key for _, records in read for key in show_.tabled(records)}
     if len(matches) == 1:
         store, record = matches[0]
-        click.echo(show_.details(record, store.history(record), record["key"] in counted))
+        try:
+            history = store.history(record)
+        except DfqError as exc:  # the record itself is intact: show it, and say what is wrong with its log
+            history = {}
+            click.echo(f"note: {exc}", err=True)
+        click.echo(show_.details(record, history, record["key"] in counted))
         return
     click.echo(show_.listing([r for _, r in matches], counted))
     click.echo(f"{len(matches)} cells match: name one by its key (or its first characters) or narrow the options", err=True)

@@ -102,6 +102,8 @@ def details(record: dict[str, Any], history: dict[str, list[float]], counted: bo
         lines.append(SUPERSEDED)
     if record.get("error"):
         lines += [f"error {record['error'].get('type')}: {record['error'].get('message')}", record["error"].get("traceback", "").rstrip()]
+    if record.get("log_error"):
+        lines.append(f"its metric log could not be written ({record['log_error']})")
     if history:
         frame = pd.DataFrame({name: pd.Series(values, dtype=float) for name, values in history.items()})
         frame.index.name = "log"

@@ -149,6 +149,9 @@ def test_a_log_that_cannot_be_written_keeps_the_record(tmp_path):
     store.append({"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [1.0]}})
     (record,) = store.read()
     assert "log" not in record and record["log_error"].startswith("IsADirectoryError")
+    from dfqbench.show import details
+
+    assert "its metric log could not be written (IsADirectoryError" in details({**record, "cell": {**CELL, "quantizer": {}}}, {})
     assert [p.name for p in (tmp_path / "digits" / "logs").iterdir()] == ["k1.json"]  # no temporary left behind
     (tmp_path / "digits" / "logs" / "k1.json").rmdir()
     (tmp_path / "digits" / "logs").rmdir()

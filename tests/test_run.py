@@ -444,6 +444,12 @@ def test_every_logged_value_is_kept_and_shown(cli, tmp_path):
     res = cli("show", "--results", str(tmp_path), "--method", "noise", "--bits", "3")
     assert res.code == 0 and "noise · digits/resnet20-digits · 3w3a" in res.out
 
+    log = tmp_path / "digits" / gdfq[1]["log"]
+    log.unlink()  # a lost log: the record is still shown, with a note
+    res = cli("show", gdfq[1]["key"][:8], "--results", str(tmp_path))
+    assert res.code == 0 and res.out.startswith(f"cell {gdfq[1]['key']}") and "no metric history (the record predates logs, or its log is gone)" in res.out
+    assert res.err.startswith(f"note: cannot read the log of cell {gdfq[1]['key']} ({log}): ")
+
     for args, message in [
         (("zzz",), "no cell under"),
         (("--bits", "3,4"), "--bits 3,4 names 2 settings; valid: one, such as 4 or 4w8a"),
