@@ -116,3 +116,20 @@ def test_weights_digest_is_the_weights_not_the_file_or_the_object(tmp_path):
     with torch.no_grad():  # the same numbers under another shape are other weights
         fc.weight.data = fc.weight.data.reshape(-1, 5).clone()
     assert weights_sha256(reshaped) != sha256
+
+
+def test_a_damaged_cached_teacher_says_to_delete_it(tmp_path):
+    import shutil
+
+    import dfqbench_suites.digits as zoo
+    from dfqbench.errors import DfqError
+
+    info = load_registry().dataset("digits").info
+    cached = ZooEnv()
+    zoo.load("resnet20-digits", info, cached)  # trained once per machine, as above
+    (tmp_path / "models" / "digits").mkdir(parents=True)
+    for original in (cached.cache_dir / "models" / "digits").glob("resnet20-digits-*.pt"):  # today's, and any older spec's
+        shutil.copy(original, tmp_path / "models" / "digits" / original.name)
+        (tmp_path / "models" / "digits" / original.name).write_bytes(original.read_bytes()[:100])  # a copy cut short
+    with pytest.raises(DfqError, match=f"cannot load weights from {tmp_path}/.*; it is a cached teacher: delete it, and the next run trains it again"):
+        zoo.load("resnet20-digits", info, ZooEnv(cache_dir=tmp_path))

@@ -71,7 +71,11 @@ def load(name: str, dataset: DatasetInfo, env: ZooEnv, settings: dict | None = N
     torch.manual_seed(recipe.seed)
     model = cls(**kwargs)
     if path.exists():
-        model.load_state_dict(load_state_dict(path))
+        try:
+            state = load_state_dict(path)
+        except DfqError as exc:  # e.g. a copy cut short
+            raise DfqError(f"{exc}; it is a cached teacher: delete it, and the next run trains it again") from None
+        model.load_state_dict(state)
         return model.eval()
     background = (0.0 - digits.MEAN[0]) / digits.STD[0]
     train_classifier(model, digits.load_split("train"), recipe, background, f"training {name} on digits (first use)", env.display)
