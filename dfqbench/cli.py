@@ -307,8 +307,10 @@ def table(results, suite, compare, versus):
     from dfqbench import versus as versus_
     from dfqbench.records import RecordStore
 
+    if results.exists() and not results.is_dir():
+        raise DfqError(f"--results {results} is a file; valid: the folder `dfqbench run --results` wrote")
     available = sorted(p.parent.name for p in results.glob("*/records.jsonl") if p.stat().st_size)
-    suites = [suite] if suite else available
+    suites = [suite] if suite is not None else available
     if not suites:
         raise DfqError(f"no records under {results}/<suite>/records.jsonl; run `dfqbench run` first")
     reg = load_registry()

@@ -118,6 +118,12 @@ def test_corrupt_record_line_stops_before_any_work_and_loses_nothing(cli, tmp_pa
 def test_table_without_records(cli, tmp_path):
     line = one_line_error(cli("table", "--results", str(tmp_path)))
     assert "no records under" in line and "dfqbench run" in line
+    (tmp_path / "file").write_text("")
+    assert one_line_error(cli("table", "--results", str(tmp_path / "file"))).endswith(f"--results {tmp_path / 'file'} is a file; valid: the folder `dfqbench run --results` wrote")
+
+
+def test_table_with_an_empty_suite_name(cli, one_record):
+    assert "no records in" in one_line_error(cli("table", "--results", str(one_record.parents[1]), "--suite", ""))
 
 
 def error_after_the_header(result):
