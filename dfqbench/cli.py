@@ -1,12 +1,13 @@
 """The ``dfqbench`` command line: run / list / table.
 
 Every error a user can cause is one line on stderr and exit code 2; Ctrl-C keeps every
-completed cell, writes the tables and exits with 130. Heavy modules (torch) are imported
+completed cell, writes the tables and exits with 130 (SIGTERM the same, with 143). Heavy modules (torch) are imported
 inside the commands that need them, so ``dfqbench list`` stays instant.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -39,6 +40,15 @@ def _parse_seeds(text: str) -> list[int]:
             raise DfqError(f"bad --seeds entry {token!r}; valid: {valid}")
         seeds.append(int(token))
     return list(dict.fromkeys(seeds))  # 0 and 00 are one seed
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's preemption or time limit, ``kill``): stops a run like Ctrl-C,
+    keeping the completed cells and writing the tables, with exit code 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 def _usable_cache(given: Path | None, create: bool) -> Path:
@@ -197,7 +207,8 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     display = Display(console)
     zoo = ZooEnv(cache_dir=cache_dir, data_root=data_root, weights=local_weights, display=display, download=download)
     session = Session(reg, torch_device, zoo, display)
-    interrupted = False
+    interrupted = 0
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if executor != "local":
             from dfqbench.raycluster import run_ray
@@ -211,8 +222,10 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         else:
             spec = WorkerSpec(str(torch_device), None, store.path, zoo.cache_dir, data_root, local_weights, download)
             outcome = run_parallel(plan.cells, session, store, resume, display, jobs, spec)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        interrupted = 143 if isinstance(exc, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     records = store.read()
     if records:
         paths, text = tables.write(records, store.path.parent, _published(reg, suite))
@@ -220,7 +233,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         console.print(f"records: {store.path} · tables: {', '.join(map(str, paths))}")
     if interrupted:
         console.print("interrupted: completed cells are kept; run the same command again to resume")
-        sys.exit(130)
+        sys.exit(interrupted)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.statuses.items())) or "nothing to run"
     console.print(f"done: {counts}; {outcome.skipped} skipped (already ok)")
     if outcome.lost:
