@@ -342,15 +342,18 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
     parts = []
     for (suite, *how), table in comparison.groupby(TABLE, sort=False):
         budget = how[0]
+        # a method whose cells all ran with --set changes: its published line has no match, but it ran
+        variants = {method.split("[", 1)[0] for method in table["method"].dropna() if "[" in method}
         lines = []
         for _, r in table.iterrows():
             has_pub = pd.notna(r["pub_top1"])
+            unmatched = "run only with --set changes" if r["method"] in variants else "not run"
             lines.append(
                 [
                     r["dataset_label"],
                     r["model_label"],
                     f"{r['w_bits']}w{r['a_bits']}a",
-                    r["label"] if r["ours"] else f"{r['label']} (not run)",
+                    r["label"] if r["ours"] else f"{r['label']} ({unmatched})",
                     top1_text(r) if r["ours"] else "–",
                     f"{r['fp_top1']:.2f}" if pd.notna(r["fp_top1"]) else "–",
                     _published(r["pub_top1"], r["pub_top1_std"], bool(r["pub_rerun"])) if has_pub else "–",

@@ -165,6 +165,17 @@ class TestCompare:
         assert len(csv) == 10 and csv["ours"].sum() == 3
         assert (results / "cifar100" / "table.md").read_text().count("(pub 63.75, +0.5)") == 1
 
+    def test_a_method_run_only_as_a_variant_is_not_called_not_run(self, cli, results):
+        variant = record("gdfq", "GDFQ", 0, 60.0, dataset="cifar100", fp=70.1)
+        variant["key"] += "-variant"
+        variant["cell"]["overrides"] = {"gdfq": {"batch_size": 2}}
+        (results / "cifar100" / "records.jsonl").write_text(json.dumps(variant) + "\n")
+        assert cli("table", "--results", str(results), "--compare", "published").code == 0
+        labels = [r[3] for r in rows((results / "cifar100" / "compare.md").read_text())]
+        assert labels[0] == "GDFQ (batch_size=2)"
+        assert labels.count("GDFQ (run only with --set changes)") == 2 and "GDFQ (not run)" not in labels  # two sources
+        assert "Qimera (not run)" in labels
+
     def test_compare_needs_a_suite_with_published_numbers(self, cli, tmp_path):
         folder = tmp_path / "digits"
         folder.mkdir()
