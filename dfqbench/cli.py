@@ -1,8 +1,9 @@
 """The ``dfqbench`` command line: run / list / table.
 
 Every error a user can cause is one line on stderr and exit code 2; Ctrl-C keeps every
-completed cell, writes the tables and exits with 130 (SIGTERM the same, with 143). Heavy modules (torch) are imported
-inside the commands that need them, so ``dfqbench list`` stays instant.
+completed cell, writes the tables and exits with 130 (SIGTERM the same, with 143). Heavy
+modules (torch) are imported inside the commands that need them, so ``dfqbench list`` stays
+instant.
 """
 
 from __future__ import annotations

@@ -223,9 +223,13 @@ def make_plan(
                     )
     for info in infos:  # a typo in --set is an error even for a method that runs no cell here
         unused = changes.get(info.name)
-        config_class = method_impl(info).Config
-        if unused and not any(cell.method == info.name for cell in cells) and dataclasses.is_dataclass(config_class):
-            overrides.apply(config_class(), unused, info.name)
+        if unused and not any(cell.method == info.name for cell in cells):
+            try:
+                defaults = method_impl(info).Config()
+            except TypeError:  # a third party's config without defaults: nothing to check against
+                continue
+            if dataclasses.is_dataclass(defaults):
+                overrides.apply(defaults, unused, info.name)
     return Plan(cells, skipped)
 
 

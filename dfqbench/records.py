@@ -29,8 +29,9 @@ CELL_FIELDS = {
     **dict.fromkeys(("w_bits", "a_bits", "seed"), int),
     **dict.fromkeys(("quantizer", "config"), dict),
 }
-#: optional fields, where present (records made before them lack them)
-OPTIONAL = {"labels": dict, "metrics": dict, "overrides": dict, "data": dict, "precision": str}
+#: optional fields of a record and of its cell, checked where present (older records lack them)
+OPTIONAL_FIELDS = {"labels": dict, "metrics": dict}
+OPTIONAL_CELL_FIELDS = {"overrides": dict, "data": dict, "precision": str}
 #: what tables compute with
 NUMBERS = ("top1", "top5", "fp_top1", "fp_top5", "wall_time_s")
 #: folder of the per-cell metric histories, beside ``records.jsonl``
@@ -166,10 +167,10 @@ def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
             raise DfqError(f"{where} has a cell without {name!r}; fix or delete that line")
         if not _is(cell[name], kind):
             raise DfqError(f"{where} has cell {name} {reprlib.repr(cell[name])}, not {_kind(kind)}; fix or delete that line")
-    for name, kind in OPTIONAL.items():
-        holder = cell if name in ("overrides", "data", "precision") else record
-        if name in holder and not _is(holder[name], kind):
-            raise DfqError(f"{where} has {name} {reprlib.repr(holder[name])}, not {_kind(kind)}; fix or delete that line")
+    for holder, fields in ((record, OPTIONAL_FIELDS), (cell, OPTIONAL_CELL_FIELDS)):
+        for name, kind in fields.items():
+            if name in holder and not _is(holder[name], kind):
+                raise DfqError(f"{where} has {name} {reprlib.repr(holder[name])}, not {_kind(kind)}; fix or delete that line")
     if record.get("schema", SCHEMA) != SCHEMA:
         raise DfqError(f"{where} has record schema {reprlib.repr(record['schema'])}, this dfqbench reads schema {SCHEMA}; "
                        "use the dfqbench version that wrote it")

@@ -89,9 +89,10 @@ class ZAQConfig:
 REDUCED_LR_Q = 0.01
 
 
-#: The derived ImageNet config's batch: the GDFQ family's ImageNet batch. ZAQ's CIFAR batch
-#: of 256 at 224×224 would hold the generator's activations (6.6 GB for one of its 128-channel
-#: maps) and both networks' for 256 images through the generator step, beyond one GPU.
+#: The derived ImageNet config's batch: the GDFQ family's ImageNet batch. At ZAQ's CIFAR batch
+#: of 256, one 128-channel 224×224 map of the generator is 6.6 GB, and the generator step keeps
+#: the generator's and both networks' activations for the backward pass: by our count more
+#: than one 80 GB GPU holds (an estimate; no GPU was lent to measure it).
 IMAGENET_BATCH = 16
 
 
