@@ -74,20 +74,20 @@ def _checked(changes: dict[str, Any], current: dict[str, Any], hints: dict[str, 
             raise unknown("field", name, current, f" of {whose or what}")
         kind = hints.get(name, Any if current[name] is None else type(current[name]))
         try:
-            out[name] = _as(value, kind)
+            out[name] = as_type(value, kind)
         except (TypeError, OverflowError):
-            raise DfqError(f"bad --set value for {what}.{name}: {reprlib.repr(value)} is not {_type_name(kind)}") from None
+            raise DfqError(f"bad --set value for {what}.{name}: {reprlib.repr(value)} is not {type_name(kind)}") from None
     return out
 
 
-def _as(value: Any, kind: Any) -> Any:
+def as_type(value: Any, kind: Any) -> Any:
     """``value`` as a ``kind``, or TypeError. Floats must be finite: a record is strict JSON."""
     if kind is Any:
         return value
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         for option in typing.get_args(kind):
             try:
-                return _as(value, option)
+                return as_type(value, option)
             except (TypeError, OverflowError):
                 continue
     elif typing.get_origin(kind) is typing.Literal:
@@ -111,7 +111,7 @@ def _as(value: Any, kind: Any) -> Any:
             if len(args) == 2 and args[1] is Ellipsis:
                 args = (args[0],) * len(value)
             if len(args) == len(value):
-                return tuple(_as(v, a) for v, a in zip(value, args))
+                return tuple(as_type(v, a) for v, a in zip(value, args))
     elif isinstance(kind, type):  # any other class: an instance of it
         if isinstance(value, kind):
             return value
@@ -120,9 +120,9 @@ def _as(value: Any, kind: Any) -> Any:
     raise TypeError(kind)
 
 
-def _type_name(kind: Any) -> str:
+def type_name(kind: Any) -> str:
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(k) for k in typing.get_args(kind))
+        return " or ".join(type_name(k) for k in typing.get_args(kind))
     if kind is type(None):
         return "None"
     if typing.get_origin(kind) is typing.Literal:
@@ -132,6 +132,6 @@ def _type_name(kind: Any) -> str:
     if typing.get_origin(kind) is tuple:
         args = typing.get_args(kind)
         if args[-1] is Ellipsis:
-            return "a tuple of " + {int: "integers", float: "finite numbers"}.get(args[0], _type_name(args[0]))
-        return f"a tuple of ({', '.join(_type_name(a) for a in args)})"
+            return "a tuple of " + {int: "integers", float: "finite numbers"}.get(args[0], type_name(args[0]))
+        return f"a tuple of ({', '.join(type_name(a) for a in args)})"
     return {bool: "True or False", int: "an integer", str: "a string"}.get(kind, getattr(kind, "__name__", str(kind)))

@@ -16,12 +16,14 @@ Job logs go to ``<results>/<suite>/slurm/<job id>/``.
 from __future__ import annotations
 
 import getpass
+import inspect
 import subprocess
 import uuid
 
 from dfqbench.errors import DfqError
 from dfqbench.executor import Outcome, WorkerSpec, pending, work_units
 from dfqbench.jobs import parse_options, require, run_unit, salvage
+from dfqbench.overrides import as_type, type_name
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore
@@ -53,7 +55,28 @@ def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
     extra = options.get("slurm_additional_parameters")
     if isinstance(extra, dict) and {"job-name", "job_name", "J"} & extra.keys():
         raise DfqError("--executor-option slurm_additional_parameters sets the job name; use name=... (it prefixes the run's unique name)")
+    check_types(options)
     return options
+
+
+def check_types(options: dict[str, object]) -> None:
+    """Each value against the type submitit declares for it, before the teachers are prepared
+    (submitit itself finds a wrong type only when the jobs are submitted)."""
+    import submitit
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    declared = {
+        **{f"slurm_{name}": p.annotation for name, p in inspect.signature(_make_sbatch_string).parameters.items()},
+        **submitit.AutoExecutor._typed_parameters(),
+    }
+    for key, value in options.items():
+        kind = declared.get(key, inspect.Parameter.empty)
+        if kind is inspect.Parameter.empty:
+            continue
+        try:
+            options[key] = as_type(value, kind)
+        except (TypeError, OverflowError):
+            raise DfqError(f"bad --executor-option value for slurm: {key}={value!r} is not {type_name(kind)}") from None
 
 
 def with_gpu_default(options: dict[str, object], device: str) -> dict[str, object]:

@@ -2,8 +2,8 @@
 process of its own, as on Slurm), a job that dies, and the command line's errors."""
 
 import io
-import re
 import os
+import re
 
 import pytest
 import torch
@@ -66,6 +66,15 @@ def test_slurm_parameters_are_checked_before_anything_runs():
         parse_parameters(("timeout_min",))
     with pytest.raises(DfqError, match="nodes=2: a dfqbench job is one process on one node; valid choices: 1"):
         parse_parameters(("nodes=2",))  # every task would run the same cells: duplicate records
+    # the types submitit declares, checked here (submitit finds them only at submission)
+    for item, expected in [
+        ("timeout_min=abc", "timeout_min='abc' is not an integer"),
+        ("gpus_per_node=1.5", "gpus_per_node=1.5 is not an integer"),
+        ("slurm_partition=5", "slurm_partition=5 is not a string or None"),
+    ]:
+        with pytest.raises(DfqError, match=f"bad --executor-option value for slurm: {re.escape(expected)}"):
+            parse_parameters((item,))
+    assert parse_parameters(("mem_gb=16",)) == {"mem_gb": 16.0}
 
 
 def test_auto_and_cuda_jobs_ask_for_a_gpu_unless_told_otherwise():
