@@ -43,15 +43,6 @@ def _parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))  # 0 and 00 are one seed
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's preemption or time limit, ``kill``): stops a run like Ctrl-C,
-    keeping the completed cells and writing the tables, with exit code 143."""
-
-
-def _terminate(signum, frame) -> None:
-    raise Terminated
-
-
 def _usable_cache(given: Path | None, create: bool) -> Path:
     """The cache folder (``--cache-dir``, else the environment's), checked before any work:
     a file in its place, or a folder that cannot be made or written, is one error here
@@ -208,8 +199,16 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     display = Display(console)
     zoo = ZooEnv(cache_dir=cache_dir, data_root=data_root, weights=local_weights, display=display, download=download)
     session = Session(reg, torch_device, zoo, display)
+    terminated: list[int] = []
+
+    def terminate(signum, frame) -> None:
+        # SIGTERM (a scheduler's preemption or time limit, `kill`) stops a run like Ctrl-C; the
+        # flag, not the exception's type, tells them apart (Ray's wait re-raises a plain one)
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
     interrupted = 0
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
         if executor != "local":
             from dfqbench.raycluster import run_ray
@@ -223,8 +222,8 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         else:
             spec = WorkerSpec(str(torch_device), None, store.path, zoo.cache_dir, data_root, local_weights, download)
             outcome = run_parallel(plan.cells, session, store, resume, display, jobs, spec)
-    except KeyboardInterrupt as exc:
-        interrupted = 143 if isinstance(exc, Terminated) else 130
+    except KeyboardInterrupt:
+        interrupted = 143 if terminated else 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     records = store.read()

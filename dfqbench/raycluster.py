@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 from dfqbench.errors import DfqError
 from dfqbench.executor import Outcome, WorkerSpec, pending, work_units
@@ -50,10 +51,13 @@ def run_ray(
     session.prepare(todo, evaluate=False)  # missing data stops us here; weights cached once, for every task
     started = not ray.is_initialized()
     if started:
+        ours = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise DfqError(f"could not start or join a Ray cluster (RAY_ADDRESS={os.environ.get('RAY_ADDRESS', '')!r}): {exc}") from None
+        finally:
+            signal.signal(signal.SIGTERM, ours)  # ray.init installs its own, which kills the driver: SIGTERM stops a run like Ctrl-C
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
         if spec.device == "cuda" and not gpus and "num_gpus" not in options:

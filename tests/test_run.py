@@ -167,7 +167,7 @@ def test_interrupted_run_keeps_completed_cells_and_resumes(cli, probes, tmp_path
     "executor, stop, code",
     [(("--jobs", "1"), signal.SIGINT, 130), (("--jobs", "2"), signal.SIGINT, 130), (("--executor", "ray"), signal.SIGINT, 130),
      # a scheduler's preemption or time limit
-     (("--jobs", "1"), signal.SIGTERM, 143), (("--jobs", "2"), signal.SIGTERM, 143)],
+     (("--jobs", "1"), signal.SIGTERM, 143), (("--jobs", "2"), signal.SIGTERM, 143), (("--executor", "ray"), signal.SIGTERM, 143)],
 )
 def test_real_sigint_stops_cleanly(probes, tmp_path, executor, stop, code):
     env = dict(os.environ, DFQBENCH_PROBE_SLEEP="2")
