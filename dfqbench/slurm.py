@@ -16,7 +16,6 @@ Job logs go to ``<results>/<suite>/slurm/<job id>/``.
 from __future__ import annotations
 
 import getpass
-import inspect
 import subprocess
 import uuid
 
@@ -60,18 +59,14 @@ def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
 
 
 def check_types(options: dict[str, object]) -> None:
-    """Each value against the type submitit declares for it, before the teachers are prepared
-    (submitit itself finds a wrong type only when the jobs are submitted)."""
+    """The generic options (``timeout_min``, ``gpus_per_node``, …) against the types submitit
+    enforces for them, before the teachers are prepared (submitit checks them only when the
+    jobs are submitted). ``slurm_*`` options go to sbatch as written (``slurm_mem=16000``)."""
     import submitit
-    from submitit.slurm.slurm import _make_sbatch_string
 
-    declared = {
-        **{f"slurm_{name}": p.annotation for name, p in inspect.signature(_make_sbatch_string).parameters.items()},
-        **submitit.AutoExecutor._typed_parameters(),
-    }
     for key, value in options.items():
-        kind = declared.get(key, inspect.Parameter.empty)
-        if kind is inspect.Parameter.empty:
+        kind = submitit.AutoExecutor._typed_parameters().get(key)
+        if kind is None:
             continue
         try:
             options[key] = as_type(value, kind)

@@ -70,11 +70,12 @@ def test_slurm_parameters_are_checked_before_anything_runs():
     for item, expected in [
         ("timeout_min=abc", "timeout_min='abc' is not an integer"),
         ("gpus_per_node=1.5", "gpus_per_node=1.5 is not an integer"),
-        ("slurm_partition=5", "slurm_partition=5 is not a string or None"),
     ]:
         with pytest.raises(DfqError, match=f"bad --executor-option value for slurm: {re.escape(expected)}"):
             parse_parameters((item,))
     assert parse_parameters(("mem_gb=16",)) == {"mem_gb": 16.0}
+    # sbatch's own options are passed as written, numbers included
+    assert parse_parameters(("slurm_mem=16000", "slurm_gpus_per_node=a100:1")) == {"slurm_mem": 16000, "slurm_gpus_per_node": "a100:1"}
 
 
 def test_auto_and_cuda_jobs_ask_for_a_gpu_unless_told_otherwise():
