@@ -76,9 +76,15 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _reason(exc: Exception) -> str:
-    """The cause in one line. For torch's refusal that is its unpickler's finding: the text
-    around it advises loading with ``weights_only=False``, which would run the file's code."""
-    text = str(exc).strip()
+    """The cause in one line. For torch's refusal that is its unpickler's finding (an
+    unsupported operand, a disallowed or blocked GLOBAL), without the advice around it:
+    loading with ``weights_only=False`` or allowlisting the global would run the file's code."""
+    text = str(exc)
     if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1].strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    findings = [
+        line.strip().split(". Please ", 1)[0]
+        for line in text.splitlines()
+        if line.strip() and "weights_only" not in line and not line.strip().startswith(("Weights only load failed", "Check the documentation"))
+    ]
+    return findings[0] if findings else type(exc).__name__

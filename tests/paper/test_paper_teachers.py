@@ -2,6 +2,7 @@
 download, checked, loaded without running code, evaluated by the harness."""
 
 import io
+import os
 import pickle
 import shutil
 import zipfile
@@ -177,6 +178,15 @@ class TestSafeLoading:
             load_state_dict(path)
         assert not marker.exists()
         assert "Unsupported global: GLOBAL " in str(info.value) and "weights_only" not in str(info.value)  # no advice to run it
+
+    def test_a_blocked_module_is_named_without_torchs_advice_to_run_it(self, tmp_path):
+        path = tmp_path / "evil.pth"
+        torch.save({"output.weight": torch.zeros(2), "trap": os.system}, path)
+        with pytest.raises(DfqError) as info:
+            load_state_dict(path)
+        message = str(info.value)
+        assert message.startswith(f"cannot load weights from {path}: not a plain state dict that loads without running code (")
+        assert "GLOBAL posix.system" in message and "weights_only" not in message and "\n" not in message
 
     def test_through_the_command_line(self, cli, cifar_checksums, tmp_path):
         marker, path = tmp_path / "ran", tmp_path / "evil.pth"
