@@ -342,12 +342,12 @@ def compare_markdown(comparison: pd.DataFrame) -> str:
     parts = []
     for (suite, *how), table in comparison.groupby(TABLE, sort=False):
         budget = how[0]
-        # a method whose cells all ran with --set changes: its published line has no match, but it ran
-        variants = {method.split("[", 1)[0] for method in table["method"].dropna() if "[" in method}
+        # a method whose cells of a row all ran with --set changes: its published line has no match, but it ran
+        variants = {(*row, m.split("[", 1)[0]) for *row, m in table[[*ROW, "method"]].itertuples(index=False) if "[" in m}
         lines = []
         for _, r in table.iterrows():
             has_pub = pd.notna(r["pub_top1"])
-            unmatched = "run only with --set changes" if r["method"] in variants else "not run"
+            unmatched = "run only with --set changes" if (*r[ROW], r["method"]) in variants else "not run"
             lines.append(
                 [
                     r["dataset_label"],

@@ -169,12 +169,15 @@ class TestCompare:
         variant = record("gdfq", "GDFQ", 0, 60.0, dataset="cifar100", fp=70.1)
         variant["key"] += "-variant"
         variant["cell"]["overrides"] = {"gdfq": {"batch_size": 2}}
-        (results / "cifar100" / "records.jsonl").write_text(json.dumps(variant) + "\n")
+        noise = record("noise", "Noise", 0, 20.0, dataset="cifar100", fp=70.1, bits=5, year=0)  # a row where GDFQ did not run
+        (results / "cifar100" / "records.jsonl").write_text(json.dumps(variant) + "\n" + json.dumps(noise) + "\n")
         assert cli("table", "--results", str(results), "--compare", "published").code == 0
-        labels = [r[3] for r in rows((results / "cifar100" / "compare.md").read_text())]
-        assert labels[0] == "GDFQ (batch_size=2)"
-        assert labels.count("GDFQ (run only with --set changes)") == 2 and "GDFQ (not run)" not in labels  # two sources
-        assert "Qimera (not run)" in labels
+        lines = rows((results / "cifar100" / "compare.md").read_text())
+        four = [r[3] for r in lines if r[2] == "4w4a"]
+        assert four[0] == "GDFQ (batch_size=2)"
+        assert four.count("GDFQ (run only with --set changes)") == 2 and "GDFQ (not run)" not in four  # two sources
+        assert "Qimera (not run)" in four
+        assert "GDFQ (not run)" in [r[3] for r in lines if r[2] == "5w5a"]
 
     def test_compare_needs_a_suite_with_published_numbers(self, cli, tmp_path):
         folder = tmp_path / "digits"
