@@ -53,16 +53,16 @@ def _usable_cache(given: Path | None, create: bool) -> Path:
 
     cache = given if given is not None else default_cache_dir()
     source = "--cache-dir" if given is not None else "the cache folder (DFQBENCH_CACHE, XDG_CACHE_HOME or ~/.cache)"
-    existing = next(p for p in (cache, *cache.parents) if p.exists())
-    if not existing.is_dir():
-        raise DfqError(f"{source} {cache}: {existing} is a file; valid: a folder (created if missing)")
-    if create:
-        try:
+    try:
+        existing = next(p for p in (cache, *cache.parents) if p.exists())
+        if not existing.is_dir():
+            raise DfqError(f"{source} {cache}: {existing} is a file; valid: a folder (created if missing)")
+        if create:
             cache.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=cache):
                 pass
-        except OSError as exc:
-            raise DfqError(f"{source} {cache}: {exc.strerror or exc}; valid: a writable folder (created if missing)") from None
+    except OSError as exc:  # e.g. a parent folder this user may not read
+        raise DfqError(f"{source} {cache}: {exc.strerror or exc}; valid: a writable folder (created if missing)") from None
     return cache
 
 

@@ -221,9 +221,10 @@ def make_plan(
                         Cell(suite, dataset, model, info.name, w_bits, a_bits, seed, budget, qsettings.to_dict(),
                              config_to_dict(config), data, used, precision, channels_last)
                     )
+    running = {cell.method for cell in cells}
     for info in infos:  # a typo in --set is an error even for a method that runs no cell here
         unused = changes.get(info.name)
-        if unused and not any(cell.method == info.name for cell in cells):
+        if unused and info.name not in running:
             try:
                 defaults = method_impl(info).Config()
             except TypeError:  # a third party's config without defaults: nothing to check against

@@ -97,12 +97,13 @@ class RecordStore:
         path.parent.mkdir(exist_ok=True)
         # whole or not at all: written aside, then renamed over a rerun's log of the same cell
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            json.dump({"key": key, "history": history}, f, allow_nan=False)
-        try:
-            os.replace(f.name, path)
-        except OSError:
-            os.unlink(f.name)
-            raise
+            try:
+                json.dump({"key": key, "history": history}, f, allow_nan=False)
+                f.close()
+                os.replace(f.name, path)
+            except OSError:  # a full disk, a folder in the way: no half-written file is left behind
+                os.unlink(f.name)
+                raise
         return relative
 
     def history(self, record: dict[str, Any]) -> dict[str, list[float]]:
@@ -152,6 +153,9 @@ def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
         raise DfqError(f"{where} is nested too deeply to be a dfqbench record; fix or delete that line") from None
     if not isinstance(record, dict) or any(k not in record for k in REQUIRED):
         raise DfqError(f"{where} is not a dfqbench record (needs {', '.join(REQUIRED)}); fix or delete that line")
+    if record.get("schema", SCHEMA) != SCHEMA:  # first: another schema's fields may differ in any way
+        raise DfqError(f"{where} has record schema {reprlib.repr(record['schema'])}, this dfqbench reads schema {SCHEMA}; "
+                       "use the dfqbench version that wrote it")
     if record["status"] not in STATUSES:
         raise DfqError(f"{where} has unknown status {record['status']!r}; valid choices: {', '.join(STATUSES)}")
     for name, kinds in (("key", str), ("cell", dict), ("teacher_sha256", (str, type(None)))):
@@ -171,9 +175,6 @@ def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
         for name, kind in fields.items():
             if name in holder and not _is(holder[name], kind):
                 raise DfqError(f"{where} has {name} {reprlib.repr(holder[name])}, not {_kind(kind)}; fix or delete that line")
-    if record.get("schema", SCHEMA) != SCHEMA:
-        raise DfqError(f"{where} has record schema {reprlib.repr(record['schema'])}, this dfqbench reads schema {SCHEMA}; "
-                       "use the dfqbench version that wrote it")
     return record
 
 

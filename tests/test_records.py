@@ -125,6 +125,8 @@ def test_an_append_after_a_missing_final_newline_keeps_both_records(tmp_path):
         (lambda r: r.update(metrics=[1]), "line 1 has metrics [1], not a JSON object"),
         (lambda r: r["cell"].update(precision=16), "line 1 has precision 16, not a string"),
         (lambda r: r.update(schema=2), "line 1 has record schema 2, this dfqbench reads schema 1; use the dfqbench version that wrote it"),
+        # another schema is named first: its other fields may differ in any way
+        (lambda r: r.update(schema=2, cell={"suite": "x"}), "line 1 has record schema 2, this dfqbench reads schema 1"),
     ],
 )
 def test_a_record_whose_cell_lacks_what_tables_read_is_refused_in_one_line(tmp_path, change, message):
@@ -166,3 +168,20 @@ def test_a_log_that_cannot_be_written_keeps_the_record(tmp_path):
     (tmp_path / "digits" / "logs" / "k1.json").write_text('{"history": []}')
     with pytest.raises(DfqError, match="its history is not a name → list of values"):
         store.history({"key": "k1", "log": "logs/k1.json"})
+
+
+def test_a_log_cut_short_by_a_full_disk_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import errno
+
+    import dfqbench.records
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    store = RecordStore(tmp_path / "digits" / "records.jsonl")
+    store.check_writable()
+    monkeypatch.setattr(dfqbench.records.json, "dump", full)
+    store.append({"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [1.0]}})
+    (record,) = store.read()
+    assert record["log_error"] == "OSError: [Errno 28] No space left on device"
+    assert list((tmp_path / "digits" / "logs").iterdir()) == []

@@ -67,17 +67,17 @@ def load(model: str, dataset: DatasetInfo, env: ZooEnv, settings: dict[str, Any]
     path, origin = _weights_file(model, pin, env)
     sha1 = digest(path, "sha1")
     if origin == "--weights":
-        if not sha1.startswith(pin.sha1):
+        if sha1 != pin.sha1:
             env.display.print(
                 f"note: --weights {model}={path} is not the papers' file {pin.file_name}; the records show its own FP accuracy"
             )
-    elif not sha1.startswith(pin.sha1):
+    elif sha1 != pin.sha1:
         raise DfqError(
             f"{path} failed its integrity check (sha1 {sha1[:8]}…, expected {pin.sha1[:8]}…); delete it to download it "
             f"again, or pass --weights {model}=PATH"
         )
     net = load_strict(get_model(pin.arch, pretrained=False), load_state_dict(path), path, f"pytorchcv {pin.arch}")
-    note(env, dataset, model, path, origin, sha1=sha1, pinned=pin.file_name, matches_pin=sha1.startswith(pin.sha1))
+    note(env, dataset, model, path, origin, sha1=sha1, pinned=pin.file_name, matches_pin=sha1 == pin.sha1)
     return net
 
 
@@ -116,7 +116,7 @@ def _download(pin: PinnedFile, target: Path) -> None:
         with zipfile.ZipFile(archive) as zf:
             extracted = Path(zf.extract(pin.file_name, tmp))
         sha1 = digest(extracted, "sha1")
-        if not sha1.startswith(pin.sha1):
+        if sha1 != pin.sha1:
             raise DfqError(
                 f"the download from {pin.url} failed its integrity check (sha1 {sha1[:8]}…, expected {pin.sha1[:8]}…); it was not kept"
             )
