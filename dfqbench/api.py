@@ -165,6 +165,10 @@ class Method:
     """
 
     Config: ClassVar[type] = type(None)
+    #: True when :meth:`quantize_jointly` can train the quantized models of several
+    #: bit-widths of one (model, seed, config) together, each ending exactly as
+    #: :meth:`quantize` would leave it alone (e.g. a generator that never sees the student)
+    joint_bits: ClassVar[bool] = False
 
     def config(self, task: Task, budget: str) -> Any:
         """The default configuration for ``task`` under budget ``paper``/``default``/``smoke``."""
@@ -184,6 +188,21 @@ class Method:
         ``qmodel`` is a fake-quantized copy of it whose activation ranges are not yet
         calibrated. ``ctx`` gives the device, seed, progress and metric logging.
         """
+        raise NotImplementedError
+
+    def quantize_jointly(
+        self,
+        teacher: torch.nn.Module,
+        qmodels: list[torch.nn.Module],
+        tasks: list[Task],
+        config: Any,
+        contexts: list[RunContext],
+    ) -> list[torch.nn.Module | BaseException]:
+        """:meth:`quantize` for several bit-widths at once (only where :attr:`joint_bits`):
+        ``qmodels``, ``tasks`` and ``contexts`` have one entry per bit-width; everything else
+        about the cells is the same. Returns one result per entry, each the quantized model or
+        the exception that ended its training alone (e.g. ``Diverged``) while the others went
+        on; an exception raised here is every cell's."""
         raise NotImplementedError
 
 

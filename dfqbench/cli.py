@@ -126,9 +126,12 @@ def cli() -> None:
               help="fp32 | bf16: the methods' passes under bfloat16 autocast, a recorded deviation (fake quantization, "
               "BN statistics, PSAQ-ViT's entropy, generators, ZeroQ's distillation and evaluation stay fp32).")
 @click.option("--channels-last", is_flag=True, help="Teacher and quantized model in channels_last layout (a speed setting: not part of the key).")
+@click.option("--joint/--no-joint", default=True, show_default=True,
+              help="Train the bit-widths of one model and seed together where the method's generator never sees the quantized "
+              "model (GDFQ, Qimera): one generator, the records of separate runs, the time shared; --no-joint: each cell alone.")
 @click.option("--dry-run", is_flag=True, help="Print the cells that would run (after --resume) and run nothing.")
 def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir, jobs,
-        executor, executor_options, precision_, channels_last, dry_run):
+        executor, executor_options, precision_, channels_last, joint, dry_run):
     """Run a benchmark matrix and write records and tables."""
     from rich.console import Console
 
@@ -198,7 +201,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     make_deterministic(torch_device)
     display = Display(console)
     zoo = ZooEnv(cache_dir=cache_dir, data_root=data_root, weights=local_weights, display=display, download=download)
-    session = Session(reg, torch_device, zoo, display)
+    session = Session(reg, torch_device, zoo, display, joint=joint)
     terminated: list[int] = []
 
     def terminate(signum, frame) -> None:
@@ -215,12 +218,12 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
             from dfqbench.slurm import run_slurm
 
             spec = WorkerSpec(device.strip().lower(), None, store.path.resolve(), zoo.cache_dir.resolve(), data_root and data_root.resolve(),
-                              {m: p.resolve() for m, p in local_weights.items()}, download)
+                              {m: p.resolve() for m, p in local_weights.items()}, download, joint)
             outcome = (run_slurm if executor == "slurm" else run_ray)(plan.cells, session, store, resume, display, spec, options)
         elif jobs == 1:
             outcome = run_local(plan.cells, session, store, resume, display)
         else:
-            spec = WorkerSpec(str(torch_device), None, store.path, zoo.cache_dir, data_root, local_weights, download)
+            spec = WorkerSpec(str(torch_device), None, store.path, zoo.cache_dir, data_root, local_weights, download, joint)
             outcome = run_parallel(plan.cells, session, store, resume, display, jobs, spec)
     except KeyboardInterrupt:
         interrupted = 143 if terminated else 130

@@ -123,3 +123,22 @@ class RunContext:
         if split != "train":
             raise DataFreeViolation(f"only the training split is ever given to a method, not {split!r}")
         return self._real_data(split)
+
+
+class JointContext:
+    """The contexts of cells trained together (one per bit-width), seen as one by the work
+    they share, such as building the generator: :meth:`log` goes into every cell's record;
+    device, seed, budget, precision, progress and shared work are the same for all and are
+    the first context's. ``task`` is refused: the cells' tasks differ in their bits."""
+
+    def __init__(self, contexts: list[RunContext]):
+        self.contexts = contexts
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "task":
+            raise AttributeError("JointContext.task: the cells trained together differ in their bits; use their own contexts")
+        return getattr(self.contexts[0], name)
+
+    def log(self, **values: float | torch.Tensor) -> None:
+        for ctx in self.contexts:
+            ctx.log(**values)

@@ -4,9 +4,10 @@ worker processes (one GPU each, round-robin, or a share of the CPU threads each)
 Cells whose latest record is ``ok`` and was made with the same teacher weights are skipped
 (``--resume``, :func:`pending`). Each finished
 cell is appended to the records at once (by the process that ran it; appends are locked),
-so Ctrl-C loses at most the cells in progress. Workers take the cells of one (model, seed,
-method) together, so work a method shares across bit-widths (ZeroQ's distilled batch) is
-still done once.
+so Ctrl-C loses at most the cells in progress (all bit-widths of a joint training,
+:meth:`~dfqbench.session.Session.trainings`). Workers take the cells of one (model, seed,
+method) together, so work a method shares across bit-widths (ZeroQ's distilled batch, the
+generator of GDFQ and Qimera) is still done once.
 """
 
 from __future__ import annotations
@@ -111,12 +112,12 @@ def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: b
     with display:
         session.prepare(todo)
         with display.bar("cells", len(todo), transient=False) as overall:
-            for cell in todo:
-                overall.note(cell.title)
-                record = session.run(cell)
-                store.append(record)
-                outcome.count(record, display)
-                overall.advance()
+            for cells in session.trainings(todo):
+                overall.note(_title(cells))
+                records = session.run_together(cells)
+                for record in records:
+                    store.append(record)
+                outcome.count_all(records, display, overall)
     return outcome
 
 
@@ -131,6 +132,7 @@ class WorkerSpec:
     data_root: Path | None = None
     weights: dict[str, Path] = field(default_factory=dict)
     download: bool = False
+    joint: bool = True  #: see :class:`~dfqbench.session.Session`
 
 
 def worker_devices(device: torch.device, jobs: int) -> list[str]:
@@ -195,19 +197,17 @@ def worker_session(spec: WorkerSpec, device: str) -> tuple[Session, RecordStore]
         torch.cuda.set_device(torch_device)  # code that allocates on "the current GPU" stays on this worker's
     make_deterministic(torch_device)
     zoo = ZooEnv(cache_dir=spec.cache_dir, data_root=spec.data_root, weights=dict(spec.weights), download=spec.download)
-    return Session(load_registry(), torch_device, zoo), RecordStore(spec.results)
+    return Session(load_registry(), torch_device, zoo, joint=spec.joint), RecordStore(spec.results)
 
 
 def run_cells(session: Session, store: RecordStore, cells: list[Cell], recorded: dict[str, dict] | None = None) -> list[dict]:
     """Run ``cells`` one after another, appending each record as soon as it exists; a cell
     with a record in ``recorded`` (key → record) is not run again."""
-    records = []
-    for cell in cells:
-        if recorded and cell.key in recorded:
-            records.append(recorded[cell.key])
-            continue
-        records.append(session.run(cell))
-        store.append(records[-1])
+    records = [recorded[cell.key] for cell in cells if recorded and cell.key in recorded]
+    for training in session.trainings([cell for cell in cells if not (recorded and cell.key in recorded)]):
+        for record in session.run_together(training):
+            records.append(record)
+            store.append(record)
     return records
 
 
@@ -225,6 +225,14 @@ def _run_group(cells: list[Cell]) -> list[dict]:
     if isinstance(_WORKER, Exception):
         raise _WORKER
     return run_cells(*_WORKER, cells)
+
+
+def _title(cells: list[Cell]) -> str:
+    """A training's cells: one title, or the bits of a joint training in one."""
+    first = cells[0]
+    if len(cells) == 1:
+        return first.title
+    return f"{first.method} · {first.model} · {', '.join(cell.bits for cell in cells)} jointly · seed {first.seed}"
 
 
 def _summary_line(record: dict) -> str:

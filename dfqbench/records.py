@@ -30,7 +30,7 @@ CELL_FIELDS = {
     **dict.fromkeys(("quantizer", "config"), dict),
 }
 #: optional fields of a record and of its cell, checked where present (older records lack them)
-OPTIONAL_FIELDS = {"labels": dict, "metrics": dict}
+OPTIONAL_FIELDS = {"labels": dict, "metrics": dict, "joint": dict}
 OPTIONAL_CELL_FIELDS = {"overrides": dict, "data": dict, "precision": str}
 #: what tables compute with
 NUMBERS = ("top1", "top5", "fp_top1", "fp_top5", "wall_time_s")

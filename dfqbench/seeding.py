@@ -20,17 +20,25 @@ def seed_everything(seed: int) -> None:
 
 
 @contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Run a block under a fixed RNG state and restore the caller's state afterwards."""
+def rng_kept(device: torch.device) -> Iterator[None]:
+    """Run a block and restore the caller's RNG state afterwards: what the block draws is
+    not drawn for the caller."""
     devices = [device.index or 0] if device.type == "cuda" else []
     py_state, np_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=devices):
-        seed_everything(seed)
         try:
             yield
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Run a block under a fixed RNG state and restore the caller's state afterwards."""
+    with rng_kept(device):
+        seed_everything(seed)
+        yield
 
 
 def resolve_device(spec: str) -> torch.device:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import itertools
 import json
 import platform
 import resource
@@ -35,7 +36,7 @@ from dfqbench.progress import SILENT, Display
 from dfqbench.quant.settings import QuantSettings
 from dfqbench.records import SCHEMA
 from dfqbench.registry import Registry
-from dfqbench.seeding import describe_device, seed_everything
+from dfqbench.seeding import describe_device, rng_kept, seed_everything
 from dfqbench.zoo import ZooEnv
 from dfqbench.zoo.store import weights_sha256
 
@@ -57,7 +58,9 @@ def freeze(model: nn.Module) -> nn.Module:
 
 class Session:
     """``eval_split`` is ``val`` for every benchmark run; ``train`` serves tuning protocols
-    (choose a budget on the training split, report on the validation split)."""
+    (choose a budget on the training split, report on the validation split). ``joint``: the
+    bit-widths of a method that trains them jointly (``Method.joint_bits``) run as one training
+    (:meth:`trainings`)."""
 
     def __init__(
         self,
@@ -66,8 +69,10 @@ class Session:
         zoo: ZooEnv | None = None,
         display: Display = SILENT,
         eval_split: str = "val",
+        joint: bool = True,
     ):
         self.registry = registry
+        self.joint = joint
         self.eval_split = eval_split
         self.device = device
         self.zoo = zoo or ZooEnv(display=display)
@@ -145,48 +150,99 @@ class Session:
                 continue
         self._spare.clear()  # the teachers of finished models: only their digests were needed
 
-    # -- one cell -----------------------------------------------------------------------
+    # -- cells ---------------------------------------------------------------------------
+    def trainings(self, cells: list[Cell]) -> list[list[Cell]]:
+        """``cells`` as the trainings that run them: the bit-widths of one cell that differ in
+        nothing else go together where the method trains them jointly (and :attr:`joint`),
+        every other cell alone; in the order of their first cells."""
+        groups: dict[str, list[Cell]] = {}
+        for cell in cells:
+            joint = self.joint and method_impl(self.registry.method(cell.method).info).joint_bits
+            identity = {**cell.to_dict(), "w_bits": None, "a_bits": None, "overrides": None} if joint else cell.key
+            groups.setdefault(json.dumps(identity, sort_keys=True, default=str), []).append(cell)
+        return list(groups.values())
+
     def run(self, cell: Cell) -> dict[str, Any]:
-        entry = self.registry.method(cell.method)
-        record = self._skeleton(cell, entry)
+        return self.run_together([cell])[0]
+
+    def run_together(self, cells: list[Cell]) -> list[dict[str, Any]]:
+        """The records of one training (see :meth:`trainings`): one cell, or several
+        bit-widths trained jointly, each recorded as if it had run alone, with the training's
+        wall time shared equally and its keys under ``joint``."""
+        entry = self.registry.method(cells[0].method)
+        records = [self._skeleton(cell, entry) for cell in cells]
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         start = time.perf_counter()
-        ctx = None
+        contexts: list[RunContext] = []
         try:
-            teacher = self.teacher(cell.dataset, cell.model, cell.data)
-            record.update(fp_top1=teacher.fp_top1, fp_top5=teacher.fp_top5, teacher_sha256=teacher.sha256, weights=teacher.weights)
-            seed_everything(cell.seed)
-            task = make_task(self.registry, cell.suite, cell.dataset, cell.model, cell.w_bits, cell.a_bits, cell.data)
-            config = resolved_config(self.registry, cell)
-            qmodel = quant.wrap(teacher.module, cell.w_bits, cell.a_bits, QuantSettings(**cell.quantizer))
-            record["quant_sites"] = quant.describe(qmodel)
-            fp_model = freeze(copy.deepcopy(teacher.module))
-            if cell.channels_last:
-                fp_model, qmodel = (m.to(memory_format=torch.channels_last) for m in (fp_model, qmodel))
-            real_data = None if entry.info.data_free else (lambda split: self.split(cell.dataset, split, cell.data))
-            ctx = RunContext(task, self.device, cell.seed, cell.budget, self.display, self.shared, real_data, cell.precision)
-            impl = method_impl(entry.info)
-            with precision.autocast(self.device, precision.check(cell.precision, self.device)):
-                result = impl.quantize(fp_model, qmodel, task, config, ctx)
-            result = self._checked(result)  # and evaluated in fp32, outside autocast
-            record["top1"], record["top5"] = evaluate(result, self.split(cell.dataset, self.eval_split, cell.data), self.device)
-            record["status"] = "ok"
+            results = self._quantize(cells, entry, records, contexts)
         except (KeyboardInterrupt, DfqError):
             raise
-        except Diverged as exc:
-            record.update(status="diverged", error=_error(exc))
-        except Exception as exc:  # any failure inside a method is this cell's outcome
-            record.update(status="failed", error=_error(exc))
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-        finally:
-            record["wall_time_s"] = round(time.perf_counter() - start, 3)
+        except Exception as exc:  # any failure inside a method is its cells' outcome
+            results = [exc] * len(cells)
+        for cell, record, result in zip(cells, records, results, strict=True):
+            self._outcome(cell, record, result)
+        wall = time.perf_counter() - start
+        peak = self._peak_memory("this cell" if len(cells) == 1 else "the joint training")
+        for record, ctx in itertools.zip_longest(records, contexts):
+            record["wall_time_s"] = round(wall / len(cells), 3)
             record["finished"] = _now()
-            record["peak_mem_mb"], record["peak_mem_scope"] = self._peak_memory()
+            record["peak_mem_mb"], record["peak_mem_scope"] = peak
             if ctx is not None:
                 record["metrics"], record["history"] = ctx.metrics, ctx.history
-        return record
+            if len(cells) > 1:
+                record["joint"] = {"keys": [c.key for c in cells], "wall_time_s": round(wall, 3)}
+        return records
+
+    def _quantize(self, cells: list[Cell], entry: Any, records: list[dict], contexts: list[RunContext]) -> list[Any]:
+        """Teacher, quantized copies and the method's training: a model, or an exception, per
+        cell; ``contexts`` gets the cells' run contexts as they exist."""
+        first = cells[0]
+        teacher = self.teacher(first.dataset, first.model, first.data)
+        for record in records:
+            record.update(fp_top1=teacher.fp_top1, fp_top5=teacher.fp_top5, teacher_sha256=teacher.sha256, weights=teacher.weights)
+        seed_everything(first.seed)
+        tasks = [make_task(self.registry, c.suite, c.dataset, c.model, c.w_bits, c.a_bits, c.data) for c in cells]
+        config = resolved_config(self.registry, first)
+        qmodels = [quant.wrap(teacher.module, c.w_bits, c.a_bits, QuantSettings(**c.quantizer)) for c in cells[:1]]
+        with rng_kept(self.device):  # a wrap draws (its layers' discarded init): the method starts as after one, as alone
+            qmodels += [quant.wrap(teacher.module, c.w_bits, c.a_bits, QuantSettings(**c.quantizer)) for c in cells[1:]]
+        for record, qmodel in zip(records, qmodels):
+            record["quant_sites"] = quant.describe(qmodel)
+        fp_model = freeze(copy.deepcopy(teacher.module))
+        if first.channels_last:
+            fp_model = fp_model.to(memory_format=torch.channels_last)
+            qmodels = [q.to(memory_format=torch.channels_last) for q in qmodels]
+        real_data = None if entry.info.data_free else (lambda split: self.split(first.dataset, split, first.data))
+        contexts += [RunContext(task, self.device, first.seed, first.budget, self.display, self.shared, real_data, first.precision) for task in tasks]
+        impl = method_impl(entry.info)
+        with precision.autocast(self.device, precision.check(first.precision, self.device)):
+            if len(cells) == 1:
+                return [impl.quantize(fp_model, qmodels[0], tasks[0], config, contexts[0])]
+            results = list(impl.quantize_jointly(fp_model, qmodels, tasks, config, contexts))
+        if len(results) != len(cells):
+            raise TypeError(f"quantize_jointly() must return one result per bit-width ({len(cells)}), got {len(results)}")
+        return results
+
+    def _outcome(self, cell: Cell, record: dict[str, Any], result: Any) -> None:
+        """``ok`` with the accuracy of a returned model (evaluated in fp32, outside
+        autocast), or the exception that took its place: ``diverged`` or ``failed``."""
+        if not isinstance(result, BaseException):
+            try:
+                model = self._checked(result)
+                record["top1"], record["top5"] = evaluate(model, self.split(cell.dataset, self.eval_split, cell.data), self.device)
+                record["status"] = "ok"
+                return
+            except (KeyboardInterrupt, DfqError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - this cell's outcome
+                result = exc
+        if isinstance(result, (KeyboardInterrupt, DfqError)):
+            raise result
+        record.update(status="diverged" if isinstance(result, Diverged) else "failed", error=_error(result))
+        if record["status"] == "failed" and self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def _checked(self, result: Any) -> nn.Module:
         if not isinstance(result, nn.Module):
@@ -233,9 +289,9 @@ class Session:
             "started": _now(),
         }
 
-    def _peak_memory(self) -> tuple[float, str]:
+    def _peak_memory(self, scope: str) -> tuple[float, str]:
         if self.device.type == "cuda":
-            return round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1), "cuda allocated, this cell"
+            return round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1), f"cuda allocated, {scope}"
         scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, 1), "process RSS, whole run"
 

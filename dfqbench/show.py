@@ -98,6 +98,12 @@ def details(record: dict[str, Any], history: dict[str, list[float]], counted: bo
         f"teacher weights sha256 {record.get('teacher_sha256') or '– (the record predates the digest)'}",
         f"made with {_versions(record.get('versions', {}))}",
     ]
+    if record.get("joint"):
+        joint = record["joint"]
+        lines.append(
+            f"trained jointly with {len(joint.get('keys', [])) - 1} other bit-width(s) on one generator "
+            f"({joint.get('wall_time_s', 0):.0f} s for all; the time above is this cell's equal share)"
+        )
     if not counted:
         lines.append(SUPERSEDED)
     if record.get("error"):

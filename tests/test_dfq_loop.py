@@ -10,7 +10,8 @@ from dfqbench.api import Task
 from dfqbench.context import RunContext
 from dfqbench.dfq.budgets import scaled
 from dfqbench.dfq.generators import GDFQGenerator
-from dfqbench.dfq.loop import LoopConfig, multistep_lr, train_with_generator
+from dfqbench.dfq.loop import LoopConfig, multistep_lr, train_students_with_generator, train_with_generator
+from dfqbench.errors import Diverged
 from dfqbench.models.cifar_resnet import CIFARResNet
 from dfqbench.quant import QuantSettings, quant_acts, wrap
 
@@ -102,3 +103,45 @@ def test_student_in_generator_step_is_forwarded_twice_per_iteration():
     assert counts["student"] == 8 and counts["teacher"] == 4
     # AdaDFQ's calibration sees both forwards of each calibration iteration
     assert {int(act.num_updates) for _, act in quant_acts(student)} == {4}
+
+
+def joint_setup(bits, poisoned=()):
+    """A teacher, its quantized copies at ``bits`` (those in ``poisoned`` with a NaN BN
+    weight: they diverge at their first logged epoch) and a generator, seeded apart."""
+    torch.manual_seed(0)
+    teacher = CIFARResNet(1, 10, 8, (4, 8)).eval().requires_grad_(False)
+    students = [wrap(teacher, b, b, QuantSettings()) for b in bits]
+    for b, student in zip(bits, students):
+        if b in poisoned:
+            next(m for m in student.modules() if isinstance(m, torch.nn.BatchNorm2d)).weight.data.fill_(float("nan"))
+    torch.manual_seed(1)
+    generator = GDFQGenerator(10, (1, 8, 8))
+    contexts = [RunContext(dataclasses.replace(TASK, w_bits=b, a_bits=b), torch.device("cpu"), 0, "smoke") for b in bits]
+    return teacher, students, CountingGame(generator), contexts
+
+
+def test_bit_widths_on_one_generator_end_as_each_would_alone():
+    cfg = LoopConfig(epochs=3, iters_per_epoch=2, batch_size=8, warmup_epochs=1, calib_epochs=1, lr_s=0.1)
+    teacher, students, game, contexts = joint_setup([3, 4, 5], poisoned=[4])
+    results = train_students_with_generator(teacher, students, game.generator, game, cfg, contexts, "joint")
+    assert results[0] is students[0] and results[2] is students[2]
+    assert isinstance(results[1], Diverged) and "became nan" in str(results[1])
+    assert contexts[1].metrics["g_loss"]["count"] == 1  # stopped at its first epoch; the others went on
+    assert contexts[0].metrics["g_loss"]["count"] == 3
+    for i, bits in enumerate([3, 4, 5]):
+        teacher, (student,), game, (ctx,) = joint_setup([bits], poisoned=[4])
+        if bits == 4:
+            with pytest.raises(Diverged, match=str(results[1])):
+                train_with_generator(teacher, student, game.generator, game, cfg, ctx, "alone")
+        else:
+            train_with_generator(teacher, student, game.generator, game, cfg, ctx, "alone")
+            joint_state = students[i].state_dict()
+            assert all(torch.equal(value, joint_state[name]) for name, value in student.state_dict().items())
+        assert ctx.history == contexts[i].history  # every logged value, generator's and student's
+
+
+def test_a_game_whose_generator_sees_the_student_trains_one_bit_width_at_a_time():
+    teacher, students, game, contexts = joint_setup([3, 4])
+    game.student_in_generator_step = True
+    with pytest.raises(ValueError, match="cannot share a generator"):
+        train_students_with_generator(teacher, students, game.generator, game, LoopConfig(epochs=1, iters_per_epoch=1), contexts, "joint")

@@ -510,3 +510,68 @@ def test_more_jobs_than_work_start_no_idle_workers_and_methods_count_once(cli, t
     assert "1 cells planned, 0 already done, 1 to run\n" in res.err  # one worker: one group of cells
     (record,) = records(tmp_path)
     assert record["device"] == f"cpu ({torch.get_num_threads()} threads)"  # and it gets every thread, not 1/64 of them
+
+
+def test_joint_bit_widths_give_the_records_of_separate_runs(cli, tmp_path):
+    runs = {}
+    for name, flag in (("joint", "--joint"), ("alone", "--no-joint")):
+        res = cli("run", "--methods", "gdfq,qimera,adadfq", "--models", "resnet20-digits", "--bits", "3,4,5", "--budget", "smoke",
+                  "--results", str(tmp_path / name), flag)
+        assert res.code == 0, res.err
+        store = RecordStore(tmp_path / name / "digits" / "records.jsonl")
+        runs[name] = {r["key"]: r | {"history": store.history(r)} for r in store.read()}
+    same = ("status", "top1", "top5", "metrics", "history", "quant_sites", "fp_top1")
+    assert len(runs["joint"]) == 9 and {k: [r[f] for f in same] for k, r in runs["joint"].items()} == {
+        k: [r[f] for f in same] for k, r in runs["alone"].items()
+    }
+    assert not any("joint" in r for r in runs["alone"].values())
+    for method in ("gdfq", "qimera"):  # one training of three bit-widths, its time shared equally
+        group = [r for r in runs["joint"].values() if r["cell"]["method"] == method]
+        joint = group[0]["joint"]
+        assert sorted(joint["keys"]) == sorted(r["key"] for r in group) and all(r["joint"] == joint for r in group)
+        assert sum(r["wall_time_s"] for r in group) == pytest.approx(joint["wall_time_s"], abs=0.01)
+    assert not any("joint" in r for r in runs["joint"].values() if r["cell"]["method"] == "adadfq")  # its generator sees the student
+    res = cli("show", group[0]["key"], "--results", str(tmp_path / "joint"))
+    assert res.code == 0 and "trained jointly with 2 other bit-width(s) on one generator" in res.out
+
+
+def test_only_cells_that_differ_in_nothing_but_bits_train_jointly():
+    from dfqbench.plan import make_plan
+    from dfqbench.registry import load_registry
+    from dfqbench.session import Session
+
+    reg = load_registry()
+    session = Session(reg, torch.device("cpu"))
+    digits = make_plan(reg, "digits", ["gdfq", "zeroq", "zaq"], ["resnet20-digits"], [(3, 3), (4, 4)], [0, 1], "smoke").cells
+    groups = session.trainings(digits)
+    assert sorted(len(g) for g in groups) == [1] * 8 + [2] * 2  # GDFQ per seed; ZeroQ and ZAQ cell by cell
+    assert all(len({(c.method, c.seed) for c in g}) == 1 for g in groups)
+    # Qimera's CIFAR-100 settings differ by bit-width (K = 10 at 4 bits, 50 at 5): no joint training
+    cifar100 = make_plan(reg, "cifar100", ["qimera"], ["resnet20"], [(4, 4), (5, 5)], [0], "smoke").cells
+    assert [len(g) for g in session.trainings(cifar100)] == [1, 1]
+    session.joint = False
+    assert [len(g) for g in session.trainings(digits)] == [1] * 12
+
+
+def test_a_joint_training_records_each_bit_width_on_its_own(cli, probes, tmp_path, monkeypatch):
+    from dfqbench_probes.methods import SEEN
+
+    args = ("run", "--methods", "probe-joint", "--models", "resnet20-digits", "--bits", "3,4,5", "--budget", "smoke")
+    SEEN.clear()
+    res = cli(*args, "--results", str(tmp_path / "joint"))
+    assert res.code == 0 and "done: 1 diverged, 2 ok" in res.err  # a diverged cell is a result, not a failure
+    assert SEEN == [{"joint": [3, 4, 5]}]
+    status = {r["cell"]["w_bits"]: r for r in records(tmp_path / "joint")}
+    assert {b: r["status"] for b, r in status.items()} == {3: "ok", 4: "diverged", 5: "ok"}
+    assert status[4]["error"]["message"] == "probe: the 4-bit model diverged" and len(status[4]["joint"]["keys"]) == 3
+    SEEN.clear()
+    res = cli(*args, "--results", str(tmp_path / "alone"), "--no-joint")
+    assert SEEN == [{"joint": [3]}, {"joint": [4]}, {"joint": [5]}]
+    alone = {r["cell"]["w_bits"]: r for r in records(tmp_path / "alone")}
+    assert {b: (r["status"], r["top1"]) for b, r in alone.items()} == {b: (r["status"], r["top1"]) for b, r in status.items()}
+    monkeypatch.setenv("DFQBENCH_PROBE_JOINT_SHORT", "1")  # a plugin's bug: every cell of the training fails, with why
+    res = cli(*args, "--results", str(tmp_path / "short"))
+    assert res.code == 1 and "Traceback" not in res.err
+    short = records(tmp_path / "short")
+    assert [r["status"] for r in short] == ["failed"] * 3
+    assert short[0]["error"]["message"] == "quantize_jointly() must return one result per bit-width (3), got 2"

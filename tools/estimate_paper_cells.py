@@ -17,7 +17,9 @@ Schedules (from the reference codes):
   through the frozen teacher (generator forward and backward, teacher forward and backward
   to the images) and the fake-quantized student (forward and backward); AdaDFQ's generator
   loss also backpropagates through the student. The generator is a stand-in with the
-  reference generator's layer shapes (GDFQ's ACGAN generator, latent 100).
+  reference generator's layer shapes (GDFQ's ACGAN generator, latent 100). Under
+  ``--joint`` (the default) GDFQ's and Qimera's three bit-widths share the generator's
+  part, so a cell costs a third of it plus its own student's.
 * ZAQ: 300 epochs × 60 iterations, each 5 student steps (generator forward; teacher and
   student forward, its two-level discrepancy, backward) and one generator step (the same
   through the generator too), batch 256 (CIFAR) or 16 (ImageNet, where its code has no
@@ -49,6 +51,7 @@ from dfqbench_zaq import losses as zaq_losses
 from dfqbench_zaq.method import IMAGENET_BATCH
 
 GDFQ_STEPS = 400 * 200
+JOINT_BITS = 3  #: bit-widths sharing one generator under ``--joint`` (the paper matrix's 3, 4, 5)
 ZAQ_STEPS = 300 * 60
 
 
@@ -84,7 +87,7 @@ class Work:
     def __add__(self, other: Work) -> Work:
         return Work(self.flops + other.flops, self.ops + other.ops)
 
-    def times(self, n: int) -> Work:
+    def times(self, n: float) -> Work:
         return Work(self.flops * n, self.ops * n)
 
     def per_sample(self, batch: int) -> Work:
@@ -126,12 +129,13 @@ def forward_backward(model: nn.Module, x: torch.Tensor) -> None:
 
 
 def gdfq_iteration(g: nn.Module, teacher: nn.Module, qmodel: nn.Module, size: int) -> tuple[Work, Work]:
-    """(one GDFQ iteration, one student forward and backward: AdaDFQ's generator loss adds one)."""
+    """(the generator's step through the teacher, one student forward and backward): an
+    iteration of GDFQ is one of each; AdaDFQ's generator loss adds a second student pass."""
     g.train()
     z = torch.randn(2, 100)  # two samples for the generator's batch norms
     generator_step = count(partial(forward_backward, nn.Sequential(g, teacher), z)).per_sample(2)
     student_step = count(partial(forward_backward, qmodel, torch.randn(1, 3, size, size)))
-    return generator_step + student_step, student_step
+    return generator_step, student_step
 
 
 def zaq_iteration(g: nn.Module, teacher: nn.Module, qmodel: nn.Module) -> Work:
@@ -191,10 +195,12 @@ def cnn_lines() -> list[dict]:
         teacher = get_model(arch, pretrained=False).eval()
         qmodel = student(teacher, size)
         teacher.requires_grad_(False)
-        iteration, adadfq_extra = gdfq_iteration(generator(size), teacher, qmodel, size)
+        generator_step, student_step = gdfq_iteration(generator(size), teacher, qmodel, size)
         evaluation = eval_work(qmodel, size)
-        out.append(line(row, "GDFQ, Qimera", iteration, gdfq_batch, GDFQ_STEPS, evaluation, val_images))
-        out.append(line(row, "AdaDFQ", iteration + adadfq_extra, adadfq_batch, GDFQ_STEPS, evaluation, val_images))
+        out.append(line(row, "GDFQ, Qimera (--no-joint)", generator_step + student_step, gdfq_batch, GDFQ_STEPS, evaluation, val_images))
+        joint = generator_step.times(1 / JOINT_BITS) + student_step
+        out.append(line(row, f"GDFQ, Qimera (--joint, {JOINT_BITS} bits)", joint, gdfq_batch, GDFQ_STEPS, evaluation, val_images))
+        out.append(line(row, "AdaDFQ", generator_step + student_step.times(2), adadfq_batch, GDFQ_STEPS, evaluation, val_images))
         zaq_batch = 256 if size == 32 else IMAGENET_BATCH
         out.append(line(row, "ZAQ", zaq_iteration(generator(size), teacher, qmodel), zaq_batch, ZAQ_STEPS, evaluation, val_images))
         zeroq = count(partial(forward_backward, teacher, torch.randn(1, 3, size, size, requires_grad=True)))

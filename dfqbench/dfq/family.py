@@ -17,7 +17,8 @@ from dfqbench.dfq.bn_stats import BNInputs, gdfq_bns_loss
 from dfqbench.dfq.budgets import STUDENT_LR_FACTOR, scaled
 from dfqbench.dfq.generators import GDFQGenerator
 from dfqbench.dfq.kd import gdfq_student_loss, soft_cross_entropy
-from dfqbench.dfq.loop import ConditionalGame, LoopConfig, Sample, train_with_generator
+from dfqbench.context import JointContext
+from dfqbench.dfq.loop import ConditionalGame, LoopConfig, Sample, train_students_with_generator, train_with_generator
 
 
 class LabelGuidedGame(ConditionalGame):
@@ -60,7 +61,18 @@ class GeneratorMethod(Method):
     def config(self, task: Task, budget: str) -> LoopConfig:
         return scaled(self.paper_config(task), budget, self.student_lr_factor)
 
+    @property
+    def joint_bits(self) -> bool:  # type: ignore[override]
+        """The bit-widths share one generator where its loss never sees the student."""
+        return not self.Game.student_in_generator_step
+
     def quantize(self, teacher, qmodel, task, config, ctx):
         generator = self.generator(teacher, task, config, ctx).to(ctx.device)
         game = self.Game(generator, task.num_classes, config)
         return train_with_generator(teacher, qmodel, generator, game, config, ctx, self.description)
+
+    def quantize_jointly(self, teacher, qmodels, tasks, config, contexts):
+        generator = self.generator(teacher, tasks[0], config, JointContext(contexts)).to(contexts[0].device)
+        game = self.Game(generator, tasks[0].num_classes, config)
+        description = f"{self.description} ×{len(qmodels)} bit-widths"
+        return train_students_with_generator(teacher, qmodels, generator, game, config, contexts, description)

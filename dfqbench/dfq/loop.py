@@ -15,12 +15,20 @@ eval mode throughout: BN uses and keeps the pretrained running statistics while 
 parameters are trained. Between the calibration window and the end of the warm-up the
 student forward has no effect on the result, so it is skipped unless the generator's loss
 needs the student.
+
+When the generator's loss does not need the student (GDFQ, Qimera), the generator, its
+images and the teacher's logits are the same whatever the bit-width, so
+:func:`train_students_with_generator` trains the quantized models of several bit-widths on
+one generator: each ends exactly as it would alone (same images, same updates, same
+logged metrics), and the generator's steps, the costlier half of an iteration, are taken
+once instead of once per bit-width.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -30,6 +38,7 @@ from torch import nn
 from dfqbench.api import check_config
 from dfqbench.context import RunContext
 from dfqbench.dfq.bn_stats import BNInputs
+from dfqbench.errors import Diverged
 from dfqbench.quant import set_calibrating
 
 
@@ -126,45 +135,97 @@ def train_with_generator(
     ctx: RunContext,
     description: str,
 ) -> nn.Module:
+    (result,) = train_students_with_generator(teacher, [qmodel], generator, game, cfg, [ctx], description)
+    if isinstance(result, Diverged):
+        raise result
+    return result
+
+
+@dataclass
+class _Student:
+    model: nn.Module
+    ctx: RunContext
+    optimizer: torch.optim.Optimizer
+    sums: dict[str, torch.Tensor]
+    diverged: Diverged | None = None
+
+
+def train_students_with_generator(
+    teacher: nn.Module,
+    qmodels: list[nn.Module],
+    generator: nn.Module,
+    game: Game,
+    cfg: LoopConfig,
+    contexts: list[RunContext],
+    description: str,
+) -> list[nn.Module | Diverged]:
+    """The loop for one or more quantized models (one per bit-width, each logging to its own
+    context) on one generator. A model whose metrics turn non-finite drops out with its
+    :class:`~dfqbench.errors.Diverged`, returned in its place; the others go on as they would
+    alone."""
+    if game.student_in_generator_step and len(qmodels) > 1:
+        raise ValueError("this game's generator loss needs the student: its bit-widths cannot share a generator")
     teacher.eval()
-    qmodel.eval()
     generator.train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
-    opt_s = torch.optim.SGD(
-        qmodel.parameters(), lr=cfg.lr_s, momentum=cfg.momentum_s, weight_decay=cfg.weight_decay_s, nesterov=cfg.nesterov_s
-    )
-    with BNInputs(teacher) as bn, ctx.progress(cfg.epochs * cfg.iters_per_epoch, description) as bar:
+    students = [
+        _Student(
+            qmodel.eval(),
+            ctx,
+            torch.optim.SGD(qmodel.parameters(), lr=cfg.lr_s, momentum=cfg.momentum_s, weight_decay=cfg.weight_decay_s, nesterov=cfg.nesterov_s),
+            {},
+        )
+        for qmodel, ctx in zip(qmodels, contexts, strict=True)
+    ]
+    zero = partial(torch.zeros, (), device=contexts[0].device)
+    with BNInputs(teacher) as bn, contexts[0].progress(cfg.epochs * cfg.iters_per_epoch, description) as bar:
         for epoch in range(cfg.epochs):
+            active = [s for s in students if s.diverged is None]
+            if not active:
+                break
             _set_lr(opt_g, multistep_lr(cfg.lr_g, epoch, tuple(cfg.milestones_g), cfg.lr_decay))
-            _set_lr(opt_s, multistep_lr(cfg.lr_s, epoch, tuple(cfg.milestones_s), cfg.lr_decay))
             calibrate, train_student = epoch < cfg.calib_epochs, epoch >= cfg.warmup_epochs
-            set_calibrating(qmodel, calibrate)
-            sums: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=ctx.device))
+            for student in active:
+                _set_lr(student.optimizer, multistep_lr(cfg.lr_s, epoch, tuple(cfg.milestones_s), cfg.lr_decay))
+                set_calibrating(student.model, calibrate)
+                student.sums = defaultdict(zero)
+            g_sums: dict[str, torch.Tensor] = defaultdict(zero)
             for _ in range(cfg.iters_per_epoch):
-                sample = game.sample(cfg.batch_size, ctx.device)
+                sample = game.sample(cfg.batch_size, contexts[0].device)
                 images = game.generate(sample)
                 bn.clear()
                 teacher_logits = teacher(images)
-                student_in_g = qmodel(images) if game.student_in_generator_step else None
+                student_in_g = active[0].model(images) if game.student_in_generator_step else None
                 g_terms = game.generator_loss(sample, teacher_logits, bn, student_in_g)
                 opt_g.zero_grad(set_to_none=True)
                 g_terms["loss"].backward()
                 opt_g.step()
-                terms = {f"g_{k}": v.detach() for k, v in g_terms.items()}
+                for name, value in g_terms.items():
+                    g_sums[f"g_{name}"] += value.detach()
                 if calibrate or train_student:
-                    with torch.set_grad_enabled(train_student):
-                        student_logits = qmodel(images.detach())
-                        s_terms = game.student_loss(sample, student_logits, teacher_logits.detach())
-                    if train_student:
-                        opt_s.zero_grad(set_to_none=True)
-                        s_terms["loss"].backward()
-                        opt_s.step()
-                    terms.update({f"s_{k}": v.detach() for k, v in s_terms.items()})
-                    agree = (student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean()
-                    terms["agreement"] = agree.detach()
-                for name, value in terms.items():
-                    sums[name] += value
+                    for student in active:
+                        _student_step(student, game, sample, images.detach(), teacher_logits.detach(), train_student)
                 bar.advance()
-            ctx.log(**{name: total / cfg.iters_per_epoch for name, total in sums.items()})
-    set_calibrating(qmodel, False)
-    return qmodel
+            for student in active:
+                try:  # g_ terms first, as one student's loop always logged them
+                    student.ctx.log(**{name: total / cfg.iters_per_epoch for name, total in {**g_sums, **student.sums}.items()})
+                except Diverged as exc:
+                    student.diverged = exc
+    for student in students:
+        set_calibrating(student.model, False)
+    return [student.diverged or student.model for student in students]
+
+
+def _student_step(student: _Student, game: Game, sample: Any, images: torch.Tensor, teacher_logits: torch.Tensor, train: bool) -> None:
+    """A forward on the generator's images (moving the ranges while they calibrate), and an
+    update once the warm-up is over."""
+    with torch.set_grad_enabled(train):
+        student_logits = student.model(images)
+        s_terms = game.student_loss(sample, student_logits, teacher_logits)
+    if train:
+        student.optimizer.zero_grad(set_to_none=True)
+        s_terms["loss"].backward()
+        student.optimizer.step()
+    for name, value in s_terms.items():
+        student.sums[f"s_{name}"] += value.detach()
+    student.sums["agreement"] += (student_logits.argmax(1) == teacher_logits.argmax(1)).float().mean().detach()

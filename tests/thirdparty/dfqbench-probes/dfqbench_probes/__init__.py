@@ -12,6 +12,7 @@ PROBES = {
     "probe-greedy": ("Greedy", "a data-free method that asks for real data"),
     "probe-leave-open": ("LeaveOpen", "returns with activation ranges still updating"),
     "probe-uncalibrated": ("Uncalibrated", "returns without calibrating"),
+    "probe-joint": ("Joint", "trains its bit-widths jointly; the 4-bit model diverges"),
 }
 
 

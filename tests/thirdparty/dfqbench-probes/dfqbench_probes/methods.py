@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import torch
 
 from dfqbench.api import Method
+from dfqbench.errors import Diverged
 from dfqbench.quant import calibrating, set_calibrating
 
 #: what Spy saw, for a test in the same process to inspect
@@ -83,3 +84,24 @@ class LeaveOpen(_Probe):
 class Uncalibrated(_Probe):
     def quantize(self, teacher, qmodel, task, config, ctx):
         return qmodel
+
+
+class Joint(_Probe):
+    """Trains its bit-widths together; the 4-bit model diverges and drops out. With
+    DFQBENCH_PROBE_JOINT_SHORT set it returns one result too few."""
+
+    joint_bits = True
+
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        (result,) = self.quantize_jointly(teacher, [qmodel], [task], config, [ctx])
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def quantize_jointly(self, teacher, qmodels, tasks, config, contexts):
+        SEEN.append({"joint": [task.w_bits for task in tasks]})
+        results = []
+        for qmodel, task, ctx in zip(qmodels, tasks, contexts):
+            with torch.random.fork_rng():  # each model draws the noise it would draw alone
+                results.append(Diverged("probe: the 4-bit model diverged") if task.w_bits == 4 else noise_calibration(qmodel, task, ctx))
+        return results[:-1] if os.environ.get("DFQBENCH_PROBE_JOINT_SHORT") else results
