@@ -107,8 +107,8 @@ def test_a_requeued_job_keeps_what_its_first_attempt_recorded(tmp_path, monkeypa
     earlier = len(store.read())
     store.append(first)  # what the first attempt of this run's job wrote before it was preempted
     ran = []
-    original = Session.run
-    monkeypatch.setattr(Session, "run", lambda self, cell: ran.append(cell.key) or original(self, cell))
+    original = Session.run_together
+    monkeypatch.setattr(Session, "run_together", lambda self, cells: ran.extend(c.key for c in cells) or original(self, cells))
     records = run_unit(WorkerSpec("cpu", 1, store.path, tmp_path / "cache"), cells, earlier)
     assert ran == [cells[1].key] and records[0] == first
     assert [r["key"] for r in store.read()] == [cells[0].key, cells[0].key, cells[1].key]
