@@ -17,6 +17,7 @@ import itertools
 import multiprocessing
 import signal
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,11 +109,12 @@ def pending(
 
 def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display) -> Outcome:
     todo, outcome = pending(cells, store, resume, session)
-    outcome.announce(display, len(todo))
+    trainings = session.trainings(todo)
+    outcome.announce(display, len(todo), f" as {len(trainings)} trainings (bit-widths trained jointly)" if len(trainings) < len(todo) else "")
     with display:
         session.prepare(todo)
         with display.bar("cells", len(todo), transient=False) as overall:
-            for cells in session.trainings(todo):
+            for cells in trainings:
                 overall.note(_title(cells))
                 records = session.run_together(cells)
                 for record in records:
@@ -146,7 +148,7 @@ def run_parallel(
     cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display, jobs: int, spec: WorkerSpec
 ) -> Outcome:
     todo, outcome = pending(cells, store, resume, session)
-    units = work_units(todo, jobs)
+    units = work_units(todo, jobs, session.trainings)
     jobs = min(jobs, len(units))  # a worker without work would only cost its start-up
     outcome.announce(display, len(todo), f" in {jobs} processes" if jobs > 1 else "")
     if not units:
@@ -171,16 +173,22 @@ def run_parallel(
     return outcome
 
 
-def work_units(cells: list[Cell], jobs: int) -> list[list[Cell]]:
+def work_units(
+    cells: list[Cell], jobs: int, trainings: Callable[[list[Cell]], list[list[Cell]]] | None = None
+) -> list[list[Cell]]:
     """The cells of one (dataset, model, seed, method) go to one worker, so that what the
     method shares across bit-widths is computed once, unless there are fewer such groups
-    than workers: then every cell is a unit of its own and every worker has work."""
+    than workers: then every training is a unit of its own and every worker has work. A
+    training is one cell, or the bit-widths a method trains jointly (``trainings``, e.g.
+    :meth:`Session.trainings`; split, they would cost a generator each)."""
 
     def group(cell: Cell) -> tuple:
         return (cell.dataset, cell.model, cell.seed, cell.method)
 
     groups = [list(g) for _, g in itertools.groupby(sorted(cells, key=group), key=group)]
-    return groups if len(groups) >= jobs else [[cell] for cell in cells]
+    if len(groups) >= jobs:
+        return groups
+    return trainings(cells) if trainings else [[cell] for cell in cells]
 
 
 #: this worker's session and store, or why it could not start (a pool whose initializer

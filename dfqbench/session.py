@@ -157,10 +157,15 @@ class Session:
         every other cell alone; in the order of their first cells."""
         groups: dict[str, list[Cell]] = {}
         for cell in cells:
-            joint = self.joint and method_impl(self.registry.method(cell.method).info).joint_bits
-            identity = {**cell.to_dict(), "w_bits": None, "a_bits": None, "overrides": None} if joint else cell.key
+            identity = {**cell.to_dict(), "w_bits": None, "a_bits": None, "overrides": None} if self._joint(cell.method) else cell.key
             groups.setdefault(json.dumps(identity, sort_keys=True, default=str), []).append(cell)
         return list(groups.values())
+
+    def _joint(self, method: str) -> bool:
+        try:
+            return self.joint and bool(method_impl(self.registry.method(method).info).joint_bits)
+        except Exception:  # noqa: BLE001 - an implementation that does not import fails each cell, in its record
+            return False
 
     def run(self, cell: Cell) -> dict[str, Any]:
         return self.run_together([cell])[0]

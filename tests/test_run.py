@@ -214,6 +214,12 @@ def test_work_units_keep_a_methods_bit_widths_together_while_every_worker_has_wo
     assert len(units) == 4 and all(len({(c.method, c.seed) for c in u}) == 1 and len(u) == 2 for u in units)
     assert sorted(c.key for u in units for c in u) == sorted(c.key for c in cells)
     assert work_units(cells, jobs=8) == [[c] for c in cells]  # fewer groups than workers: one cell each
+    # ... but bit-widths trained jointly stay one unit: split, each would train its own generator
+    from dfqbench.session import Session
+
+    gdfq = make_plan(load_registry(), "digits", ["gdfq", "zeroq"], ["resnet20-digits"], [(3, 3), (4, 4)], [0], "smoke").cells
+    units = work_units(gdfq, jobs=4, trainings=Session(load_registry(), torch.device("cpu")).trainings)
+    assert sorted((u[0].method, len(u)) for u in units) == [("gdfq", 2), ("zeroq", 1), ("zeroq", 1)]
 
 
 def test_a_worker_that_cannot_start_is_one_clear_error(tmp_path):
@@ -518,6 +524,7 @@ def test_joint_bit_widths_give_the_records_of_separate_runs(cli, tmp_path):
         res = cli("run", "--methods", "gdfq,qimera,adadfq", "--models", "resnet20-digits", "--bits", "3,4,5", "--budget", "smoke",
                   "--results", str(tmp_path / name), flag)
         assert res.code == 0, res.err
+        assert ("9 to run as 5 trainings (bit-widths trained jointly)" in res.err) == (name == "joint")
         store = RecordStore(tmp_path / name / "digits" / "records.jsonl")
         runs[name] = {r["key"]: r | {"history": store.history(r)} for r in store.read()}
     same = ("status", "top1", "top5", "metrics", "history", "quant_sites", "fp_top1")
@@ -551,6 +558,16 @@ def test_only_cells_that_differ_in_nothing_but_bits_train_jointly():
     assert [len(g) for g in session.trainings(cifar100)] == [1, 1]
     session.joint = False
     assert [len(g) for g in session.trainings(digits)] == [1] * 12
+
+
+def test_a_method_that_does_not_import_where_it_runs_fails_its_cells_one_by_one(cli, tmp_path, monkeypatch):
+    def broken(info):  # planned here, but its code does not import where the cells run (a cluster node)
+        raise ImportError(f"no module for {info.name}")
+
+    monkeypatch.setattr("dfqbench.session.method_impl", broken)
+    res = cli("run", "--methods", "gdfq", "--models", "resnet20-digits", "--bits", "3,4", "--budget", "smoke", "--results", str(tmp_path))
+    assert res.code == 1 and "Traceback" not in res.err
+    assert [(r["status"], r["error"]["message"]) for r in records(tmp_path)] == [("failed", "no module for gdfq")] * 2
 
 
 def test_a_joint_training_records_each_bit_width_on_its_own(cli, probes, tmp_path, monkeypatch):
