@@ -20,8 +20,9 @@ When the generator's loss does not need the student (GDFQ, Qimera), the generato
 images and the teacher's logits are the same whatever the bit-width, so
 :func:`train_students_with_generator` trains the quantized models of several bit-widths on
 one generator: each ends exactly as it would alone (same images, same updates, same
-logged metrics), and the generator's steps, the costlier half of an iteration, are taken
-once instead of once per bit-width.
+logged metrics), and the generator's steps (generator and teacher, forward and backward:
+most of an iteration's work on the digits suite) are taken once instead of once per
+bit-width.
 """
 
 from __future__ import annotations
