@@ -142,6 +142,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     from dfqbench.progress import Display
     from dfqbench.records import RecordStore
     from dfqbench.seeding import describe_device, make_deterministic, resolve_device
+    from dfqbench.workers import WorkerDied
     from dfqbench.session import Session
     from dfqbench.zoo import ZooEnv
 
@@ -211,6 +212,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         raise KeyboardInterrupt
 
     interrupted = 0
+    died: WorkerDied | None = None
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         if executor != "local":
@@ -227,6 +229,8 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
             outcome = run_parallel(plan.cells, session, store, resume, display, jobs, spec)
     except KeyboardInterrupt:
         interrupted = 143 if terminated else 130
+    except WorkerDied as exc:  # the other workers were stopped too: tabulate what finished, like after Ctrl-C
+        died = exc
     finally:
         signal.signal(signal.SIGTERM, previous)
     records = store.read()
@@ -237,6 +241,9 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     if interrupted:
         console.print("interrupted: completed cells are kept; run the same command again to resume")
         sys.exit(interrupted)
+    if died:
+        console.print(f"dfqbench: error: {died}; completed cells are kept; run the same command again to resume")
+        sys.exit(1)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.statuses.items())) or "nothing to run"
     console.print(f"done: {counts}; {outcome.skipped} skipped (already ok)")
     if outcome.lost:

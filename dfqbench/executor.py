@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import multiprocessing
-import signal
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from dfqbench.records import RecordStore
 from dfqbench.registry import Registry, load_registry
 from dfqbench.seeding import make_deterministic, resolve_device
 from dfqbench.session import Session
+from dfqbench.workers import Workers
 from dfqbench.zoo import ZooEnv
 
 
@@ -155,21 +154,13 @@ def run_parallel(
         return outcome
     if torch.device(spec.device).type == "cpu":  # an equal share of this process's threads each
         spec = dataclasses.replace(spec, threads=max(1, torch.get_num_threads() // jobs))
-    context = multiprocessing.get_context("spawn")
-    devices = context.Queue()
-    for device in worker_devices(torch.device(spec.device), jobs):
-        devices.put(device)
+    starts = [(device, (spec, device)) for device in worker_devices(torch.device(spec.device), jobs)]
     with display:
         # Teachers (trained or downloaded on first use) are cached here, once, before the workers load them.
         session.prepare(todo)
-        with display.bar("cells", len(todo), transient=False) as overall:
-            pool = context.Pool(jobs, _start_worker, (spec, devices))
-            try:
-                for records in pool.imap_unordered(_run_group, units):
-                    outcome.count_all(records, display, overall)
-            finally:
-                pool.terminate()
-                pool.join()
+        with display.bar("cells", len(todo), transient=False) as overall, Workers(_start_worker, starts) as workers:
+            for records in workers.map_unordered(_run_unit, units, _title):
+                outcome.count_all(records, display, overall)
     return outcome
 
 
@@ -189,11 +180,6 @@ def work_units(
     if len(groups) >= jobs:
         return groups
     return trainings(cells) if trainings else [[cell] for cell in cells]
-
-
-#: this worker's session and store, or why it could not start (a pool whose initializer
-#: raises restarts the worker forever; the first unit of work reports the error instead)
-_WORKER: tuple[Session, RecordStore] | Exception | None = None
 
 
 def worker_session(spec: WorkerSpec, device: str) -> tuple[Session, RecordStore]:
@@ -219,20 +205,15 @@ def run_cells(session: Session, store: RecordStore, cells: list[Cell], recorded:
     return records
 
 
-def _start_worker(spec: WorkerSpec, devices) -> None:
-    global _WORKER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    device = devices.get()
+def _start_worker(spec: WorkerSpec, device: str) -> tuple[Session, RecordStore]:
     try:
-        _WORKER = worker_session(spec, device)
-    except Exception as exc:  # noqa: BLE001 - reported by _run_group as one clear error
-        _WORKER = DfqError(f"a worker process on {device} could not start: {type(exc).__name__}: {exc}")
+        return worker_session(spec, device)
+    except Exception as exc:
+        raise DfqError(f"a worker process on {device} could not start: {type(exc).__name__}: {exc}") from None
 
 
-def _run_group(cells: list[Cell]) -> list[dict]:
-    if isinstance(_WORKER, Exception):
-        raise _WORKER
-    return run_cells(*_WORKER, cells)
+def _run_unit(worker: tuple[Session, RecordStore], cells: list[Cell]) -> list[dict]:
+    return run_cells(*worker, cells)
 
 
 def _title(cells: list[Cell]) -> str:

@@ -7,6 +7,7 @@ PROBES = {
     "probe-nan": ("NaN", "logs a NaN loss"),
     "probe-oom": ("OutOfMemory", "raises torch.OutOfMemoryError"),
     "probe-interrupt": ("Interrupt", "raises KeyboardInterrupt at 4 bits when DFQBENCH_PROBE_INTERRUPT is set"),
+    "probe-crash": ("Crash", "ends its process at 4 bits when DFQBENCH_PROBE_CRASH is set, as the OOM killer would"),
     "probe-slow": ("Slow", "calibrates on noise, slowly"),
     "probe-spy": ("Spy", "records everything it receives"),
     "probe-greedy": ("Greedy", "a data-free method that asks for real data"),

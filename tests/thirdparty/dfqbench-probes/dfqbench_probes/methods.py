@@ -55,6 +55,13 @@ class Interrupt(_Probe):
         return noise_calibration(qmodel, task, ctx)
 
 
+class Crash(_Probe):
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        if os.environ.get("DFQBENCH_PROBE_CRASH") and task.w_bits == 4:
+            os._exit(9)  # only ever run in a worker process (--jobs 2): in pytest's own it would end the test run
+        return noise_calibration(qmodel, task, ctx)
+
+
 class Slow(_Probe):
     def quantize(self, teacher, qmodel, task, config, ctx):
         time.sleep(float(os.environ.get("DFQBENCH_PROBE_SLEEP", "1.0")))

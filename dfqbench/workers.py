@@ -1,0 +1,133 @@
+"""Worker processes for ``--jobs N``: each spawned process builds its state once and then
+runs units of work sent to it over a pipe of its own.
+
+Not :class:`multiprocessing.pool.Pool`: its ``terminate()`` can deadlock when a worker dies
+holding one of the queue locks that all workers share (python/cpython#73945, #96995; a CI
+run of this project hung 90 minutes on it), and a worker that dies in a task (the kernel's
+OOM killer, a fault in a GPU driver) leaves Pool waiting forever for that task's result.
+Here no lock is shared: the parent waits on every busy worker's pipe and process at once,
+so a result, an error and a death are all noticed, and stopping is a kill and a join.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from dfqbench.errors import DfqError
+
+
+class WorkerDied(DfqError):
+    """A worker process ended while it had work."""
+
+
+@dataclass
+class _Worker:
+    name: str
+    process: multiprocessing.process.BaseProcess
+    pipe: Connection
+    unit: Any = None  #: the unit it is running; None while idle
+
+
+class Workers:
+    """One spawned process per ``(name, args)`` of ``workers``, each with the state that
+    ``setup(*args)`` makes there; leaving the ``with`` block kills them all (after Ctrl-C,
+    an error or the last unit alike). ``setup`` and the tasks must be importable functions:
+    spawn sends them by name."""
+
+    def __init__(self, setup: Callable[..., Any], workers: list[tuple[str, tuple]]) -> None:
+        self._setup = setup
+        self._workers = workers
+        self._pool: list[_Worker] = []
+
+    def __enter__(self) -> Workers:
+        context = multiprocessing.get_context("spawn")
+        try:
+            for name, args in self._workers:
+                ours, theirs = context.Pipe()
+                process = context.Process(target=_serve, args=(theirs, self._setup, args), name=f"dfqbench worker on {name}", daemon=True)
+                process.start()
+                theirs.close()  # so that a dead worker's pipe reads as closed here
+                self._pool.append(_Worker(name, process, ours))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for worker in self._pool:
+            worker.pipe.close()
+            worker.process.kill()
+            worker.process.join()
+        self._pool = []
+
+    def map_unordered(self, task: Callable[[Any, Any], Any], units: Iterable[Any], describe: Callable[[Any], str] = repr) -> Iterator[Any]:
+        """``task(state, unit)`` of every unit, as the units finish. An exception of
+        ``setup`` (with a worker's first unit) or of ``task`` is raised here; a worker that
+        dies raises :class:`WorkerDied`, naming its unit with ``describe``."""
+        todo = deque(units)
+        while True:
+            for worker in self._pool:
+                if worker.unit is None and todo:
+                    worker.unit = todo.popleft()
+                    try:
+                        worker.pipe.send((task, worker.unit))
+                    except OSError:  # it died since its last result: its sentinel and closed pipe tell, below
+                        pass
+            busy = [worker for worker in self._pool if worker.unit is not None]
+            if not busy:
+                return
+            ready = wait([w.pipe for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                if worker.pipe in ready or worker.process.sentinel in ready:
+                    result = _result(worker, describe)
+                    worker.unit = None
+                    yield result
+
+
+def _result(worker: _Worker, describe: Callable[[Any], str]) -> Any:
+    """The busy ``worker``'s answer, which it may have sent just before it ended."""
+    try:
+        ok, value = worker.pipe.recv() if worker.pipe.poll() else (None, None)
+    except (EOFError, OSError):
+        ok = None
+    if ok is None:
+        worker.process.join()
+        raise WorkerDied(f"the worker process on {worker.name} died (exit code {worker.process.exitcode}) while it ran {describe(worker.unit)}")
+    if not ok:
+        raise value
+    return value
+
+
+def _serve(pipe: Connection, setup: Callable[..., Any], args: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides, and kills
+    try:
+        state, failed = setup(*args), None
+    except Exception as exc:  # noqa: BLE001 - raised in the parent with the first unit of work
+        state, failed = None, exc
+    while True:
+        try:
+            task, unit = pipe.recv()
+        except EOFError:  # the parent is gone
+            return
+        if failed is not None:
+            _send(pipe, False, failed)
+            continue
+        try:
+            result = task(state, unit)
+        except Exception as exc:  # noqa: BLE001 - raised in the parent
+            _send(pipe, False, exc)
+        else:
+            _send(pipe, True, result)
+
+
+def _send(pipe: Connection, ok: bool, value: Any) -> None:
+    try:
+        pipe.send((ok, value))
+    except Exception as exc:  # noqa: BLE001 - e.g. an exception that does not pickle: its type and message still reach the parent
+        pipe.send((False, DfqError(f"{type(value).__name__}: {value}" if not ok else f"a result did not pickle: {exc}")))
