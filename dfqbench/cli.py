@@ -142,7 +142,6 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     from dfqbench.progress import Display
     from dfqbench.records import RecordStore
     from dfqbench.seeding import describe_device, make_deterministic, resolve_device
-    from dfqbench.workers import WorkerDied
     from dfqbench.session import Session
     from dfqbench.zoo import ZooEnv
 
@@ -212,7 +211,6 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         raise KeyboardInterrupt
 
     interrupted = 0
-    died: WorkerDied | None = None
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         if executor != "local":
@@ -229,8 +227,6 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
             outcome = run_parallel(plan.cells, session, store, resume, display, jobs, spec)
     except KeyboardInterrupt:
         interrupted = 143 if terminated else 130
-    except WorkerDied as exc:  # the other workers were stopped too: tabulate what finished, like after Ctrl-C
-        died = exc
     finally:
         signal.signal(signal.SIGTERM, previous)
     records = store.read()
@@ -241,13 +237,10 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     if interrupted:
         console.print("interrupted: completed cells are kept; run the same command again to resume")
         sys.exit(interrupted)
-    if died:
-        console.print(f"dfqbench: error: {died}; completed cells are kept; run the same command again to resume")
-        sys.exit(1)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.statuses.items())) or "nothing to run"
     console.print(f"done: {counts}; {outcome.skipped} skipped (already ok)")
     if outcome.lost:
-        console.print(f"{outcome.lost} cells have no record (their jobs died); run the same command again to retry them")
+        console.print(f"{outcome.lost} cells have no record (the jobs or worker processes that ran them died); run the same command again to retry them")
     if outcome.statuses.get("failed"):
         # a method that raised (a bug, or a --set value it cannot take), unlike a divergence, which is a result
         console.print(f"{outcome.statuses['failed']} cells failed: `dfqbench show --results {results}` lists them with their errors")

@@ -28,7 +28,7 @@ from dfqbench.records import RecordStore
 from dfqbench.registry import Registry, load_registry
 from dfqbench.seeding import make_deterministic, resolve_device
 from dfqbench.session import Session
-from dfqbench.workers import Workers
+from dfqbench.workers import WorkerDied, Workers
 from dfqbench.zoo import ZooEnv
 
 
@@ -106,6 +106,27 @@ def pending(
     return todo, Outcome(planned=len(cells), skipped=len(cells) - len(todo), notes=notes)
 
 
+def salvage(
+    unit: list[Cell], exc: BaseException, store: RecordStore, earlier: int, outcome: Outcome, display: Display, overall: Bar, job: str
+) -> list[dict]:
+    """The records a job or worker process that died wrote before it did (a time limit
+    mid-unit); the rest of its cells count as lost and are reported with its own error."""
+    written = {r["key"]: r for r in store.read()[earlier:]}
+    records = [written[c.key] for c in unit if c.key in written]
+    missing = len(unit) - len(records)
+    outcome.lost += missing
+    display.print(f"[red]✗[/red] {job}: {missing} of its {len(unit)} cells without a record (e.g. {unit[-1].title}): {_reason(exc)}")
+    overall.advance(missing)
+    return records
+
+
+def _reason(exc: BaseException) -> str:
+    """The last line of the job's own error, out of the executor's report around it."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    body = [line for line in lines if line and set(line) != {"-"} and not line.startswith(("- ", "You can check"))]
+    return body[-1] if body else type(exc).__name__
+
+
 def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display) -> Outcome:
     todo, outcome = pending(cells, store, resume, session)
     trainings = session.trainings(todo)
@@ -155,11 +176,14 @@ def run_parallel(
     if torch.device(spec.device).type == "cpu":  # an equal share of this process's threads each
         spec = dataclasses.replace(spec, threads=max(1, torch.get_num_threads() // jobs))
     starts = [(device, (spec, device)) for device in worker_devices(torch.device(spec.device), jobs)]
+    earlier = len(store.read())  # records appended from here on are this run's
     with display:
         # Teachers (trained or downloaded on first use) are cached here, once, before the workers load them.
         session.prepare(todo)
         with display.bar("cells", len(todo), transient=False) as overall, Workers(_start_worker, starts) as workers:
-            for records in workers.map_unordered(_run_unit, units, _title):
+            for unit, records in workers.map_unordered(_run_unit, units):
+                if isinstance(records, WorkerDied):  # a fresh worker takes its place; the run goes on, as with a dead Slurm job
+                    records = salvage(unit, records, store, earlier, outcome, display, overall, "a worker process")
                 outcome.count_all(records, display, overall)
     return outcome
 

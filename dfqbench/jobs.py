@@ -1,6 +1,7 @@
 """What the cluster executors (Slurm, Ray) share: one job per work unit of pending cells, a
 job that builds its own session and appends its own records, executor options read from
-``--executor-option KEY=VALUE``, and the tally of a job that died.
+``--executor-option KEY=VALUE``; a job that died is tallied by
+:func:`~dfqbench.executor.salvage`, as a local worker process that died is.
 
 A job appends each record to the shared records file as soon as it exists (appends are
 locked), exactly as a local worker does; so a job that dies loses only its own unrecorded
@@ -14,10 +15,8 @@ import importlib
 from types import ModuleType
 
 from dfqbench.errors import DfqError, unknown
-from dfqbench.executor import Outcome, WorkerSpec, run_cells, worker_session
+from dfqbench.executor import WorkerSpec, run_cells, worker_session
 from dfqbench.plan import Cell
-from dfqbench.progress import Bar, Display
-from dfqbench.records import RecordStore
 
 
 def require(module: str, executor: str) -> ModuleType:
@@ -51,24 +50,3 @@ def run_unit(spec: WorkerSpec, cells: list[Cell], earlier: int) -> list[dict]:
     session, store = worker_session(spec, spec.device)
     recorded = {r["key"]: r for r in store.read()[earlier:] if r["status"] == "ok"}
     return run_cells(session, store, cells, recorded)
-
-
-def salvage(
-    unit: list[Cell], exc: BaseException, store: RecordStore, earlier: int, outcome: Outcome, display: Display, overall: Bar, job: str
-) -> list[dict]:
-    """The records a job that died wrote before it did (a time limit mid-unit); the rest of
-    its cells count as lost and are reported with the job's own error."""
-    written = {r["key"]: r for r in store.read()[earlier:]}
-    records = [written[c.key] for c in unit if c.key in written]
-    missing = len(unit) - len(records)
-    outcome.lost += missing
-    display.print(f"[red]✗[/red] {job}: {missing} of its {len(unit)} cells without a record (e.g. {unit[-1].title}): {_reason(exc)}")
-    overall.advance(missing)
-    return records
-
-
-def _reason(exc: BaseException) -> str:
-    """The last line of the job's own error, out of the executor's report around it."""
-    lines = [line.strip() for line in str(exc).splitlines()]
-    body = [line for line in lines if line and set(line) != {"-"} and not line.startswith(("- ", "You can check"))]
-    return body[-1] if body else type(exc).__name__

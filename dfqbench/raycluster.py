@@ -18,8 +18,8 @@ import os
 import signal
 
 from dfqbench.errors import DfqError
-from dfqbench.executor import Outcome, WorkerSpec, pending, work_units
-from dfqbench.jobs import parse_options, require, run_unit, salvage
+from dfqbench.executor import Outcome, WorkerSpec, pending, salvage, work_units
+from dfqbench.jobs import parse_options, require, run_unit
 from dfqbench.plan import Cell
 from dfqbench.progress import Display
 from dfqbench.records import RecordStore

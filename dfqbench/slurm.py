@@ -20,8 +20,8 @@ import subprocess
 import uuid
 
 from dfqbench.errors import DfqError
-from dfqbench.executor import Outcome, WorkerSpec, pending, work_units
-from dfqbench.jobs import parse_options, require, run_unit, salvage
+from dfqbench.executor import Outcome, WorkerSpec, pending, salvage, work_units
+from dfqbench.jobs import parse_options, require, run_unit
 from dfqbench.overrides import as_type, type_name
 from dfqbench.plan import Cell
 from dfqbench.progress import Display

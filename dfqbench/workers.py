@@ -6,7 +6,8 @@ holding one of the queue locks that all workers share (python/cpython#73945, #96
 run of this project hung 90 minutes on it), and a worker that dies in a task (the kernel's
 OOM killer, a fault in a GPU driver) leaves Pool waiting forever for that task's result.
 Here no lock is shared: the parent waits on every busy worker's pipe and process at once,
-so a result, an error and a death are all noticed, and stopping is a kill and a join.
+so a result, an error and a death are all noticed; a dead worker is replaced, and stopping
+is a kill and a join.
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ from dfqbench.errors import DfqError
 class WorkerDied(DfqError):
     """A worker process ended while it had work."""
 
+    def __init__(self, exitcode: int | None) -> None:
+        how = f"killed by {signal.Signals(-exitcode).name}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
+        super().__init__(f"the process died ({how})")
+
 
 @dataclass
 class _Worker:
     name: str
+    args: tuple  #: of setup
     process: multiprocessing.process.BaseProcess
     pipe: Connection
     unit: Any = None  #: the unit it is running; None while idle
@@ -46,14 +52,9 @@ class Workers:
         self._pool: list[_Worker] = []
 
     def __enter__(self) -> Workers:
-        context = multiprocessing.get_context("spawn")
         try:
             for name, args in self._workers:
-                ours, theirs = context.Pipe()
-                process = context.Process(target=_serve, args=(theirs, self._setup, args), name=f"dfqbench worker on {name}", daemon=True)
-                process.start()
-                theirs.close()  # so that a dead worker's pipe reads as closed here
-                self._pool.append(_Worker(name, process, ours))
+                self._pool.append(self._start(name, args))
         except BaseException:
             self.__exit__()
             raise
@@ -61,15 +62,23 @@ class Workers:
 
     def __exit__(self, *exc_info) -> None:
         for worker in self._pool:
-            worker.pipe.close()
-            worker.process.kill()
-            worker.process.join()
+            _stop(worker)
         self._pool = []
 
-    def map_unordered(self, task: Callable[[Any, Any], Any], units: Iterable[Any], describe: Callable[[Any], str] = repr) -> Iterator[Any]:
-        """``task(state, unit)`` of every unit, as the units finish. An exception of
-        ``setup`` (with a worker's first unit) or of ``task`` is raised here; a worker that
-        dies raises :class:`WorkerDied`, naming its unit with ``describe``."""
+    def _start(self, name: str, args: tuple) -> _Worker:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_serve, args=(theirs, self._setup, args), name=f"dfqbench worker on {name}", daemon=True)
+        process.start()
+        theirs.close()  # so that a dead worker's pipe reads as closed here
+        return _Worker(name, args, process, ours)
+
+    def map_unordered(self, task: Callable[[Any, Any], Any], units: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+        """``(unit, task(state, unit))`` for every unit, as the units finish. An exception
+        of ``setup`` (with a worker's first unit) or of ``task`` is raised here. A worker
+        that dies is replaced by a fresh one, and its unit comes back with a
+        :class:`WorkerDied` (not raised) in place of a result: what the loss means is the
+        caller's to say."""
         todo = deque(units)
         while True:
             for worker in self._pool:
@@ -85,12 +94,15 @@ class Workers:
             ready = wait([w.pipe for w in busy] + [w.process.sentinel for w in busy])
             for worker in busy:
                 if worker.pipe in ready or worker.process.sentinel in ready:
-                    result = _result(worker, describe)
+                    unit, result = worker.unit, _result(worker)
                     worker.unit = None
-                    yield result
+                    if isinstance(result, WorkerDied):
+                        _stop(worker)
+                        self._pool[self._pool.index(worker)] = self._start(worker.name, worker.args)
+                    yield unit, result
 
 
-def _result(worker: _Worker, describe: Callable[[Any], str]) -> Any:
+def _result(worker: _Worker) -> Any:
     """The busy ``worker``'s answer, which it may have sent just before it ended."""
     try:
         ok, value = worker.pipe.recv() if worker.pipe.poll() else (None, None)
@@ -98,10 +110,16 @@ def _result(worker: _Worker, describe: Callable[[Any], str]) -> Any:
         ok = None
     if ok is None:
         worker.process.join()
-        raise WorkerDied(f"the worker process on {worker.name} died (exit code {worker.process.exitcode}) while it ran {describe(worker.unit)}")
+        return WorkerDied(worker.process.exitcode)
     if not ok:
         raise value
     return value
+
+
+def _stop(worker: _Worker) -> None:
+    worker.pipe.close()
+    worker.process.kill()
+    worker.process.join()
 
 
 def _serve(pipe: Connection, setup: Callable[..., Any], args: tuple) -> None:

@@ -146,7 +146,7 @@ def test_cli_runs_the_jobs_and_exits_1_when_cells_are_lost(cli, tmp_path, monkey
         return  # the lost-job half needs a node without a GPU
     res = cli(*args, "--device", "cuda", "--results", str(tmp_path / "lost"))
     assert res.code == 1
-    assert "2 cells have no record (their jobs died); run the same command again to retry them" in res.err
+    assert "2 cells have no record (the jobs or worker processes that ran them died); run the same command again to retry them" in res.err
 
 
 def test_ctrl_c_cancels_the_jobs_that_have_not_finished(tmp_path, monkeypatch):
