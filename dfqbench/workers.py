@@ -12,6 +12,7 @@ is a kill and a join.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 from collections import deque
@@ -69,7 +70,8 @@ class Workers:
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
         process = context.Process(target=_serve, args=(theirs, self._setup, args), name=f"dfqbench worker on {name}", daemon=True)
-        process.start()
+        with _stop_signals_left_to_the_parent():
+            process.start()
         theirs.close()  # so that a dead worker's pipe reads as closed here
         return _Worker(name, args, process, ours)
 
@@ -102,6 +104,24 @@ class Workers:
                     yield unit, result
 
 
+@contextlib.contextmanager
+def _stop_signals_left_to_the_parent() -> Iterator[None]:
+    """Ctrl-C in a terminal and a scheduler's SIGTERM reach the whole process group; the
+    parent decides and kills its workers. A process started in here ignores both from its
+    first instruction on (an ignored signal stays ignored through exec, and Python then
+    installs no KeyboardInterrupt handler), so even a worker still importing torch prints no
+    traceback. The parent blocks them meanwhile: one that arrives is delivered to it after."""
+    stopping = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]  # None: a handler Python cannot restore
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    handlers = [signal.signal(s, signal.SIG_IGN) for s in stopping]
+    try:
+        yield
+    finally:
+        for s, handler in zip(stopping, handlers):
+            signal.signal(s, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 def _result(worker: _Worker) -> Any:
     """The busy ``worker``'s answer, which it may have sent just before it ended."""
     try:
@@ -123,7 +143,6 @@ def _stop(worker: _Worker) -> None:
 
 
 def _serve(pipe: Connection, setup: Callable[..., Any], args: tuple) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides, and kills
     try:
         state, failed = setup(*args), None
     except Exception as exc:  # noqa: BLE001 - raised in the parent with the first unit of work

@@ -3,6 +3,10 @@ worker outlives its ``with`` block (a pool that hangs on any of these hangs a wh
 
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -71,3 +75,41 @@ def test_a_worker_that_dies_is_replaced_and_its_unit_comes_back_with_why():
 
 def test_a_worker_killed_by_a_signal_says_which():
     assert str(WorkerDied(-9)) == "the process died (killed by SIGKILL)"
+
+
+SLOW_IMPORT = """
+import os, time
+time.sleep(float(os.environ.get("SLOW_IMPORT_S", "0")))  # as a worker's import of torch takes seconds
+def setup():
+    return 0
+def task(state, unit):
+    time.sleep(60)
+"""
+
+DRIVER = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+import slow_import
+from dfqbench.workers import Workers
+os.environ["SLOW_IMPORT_S"] = "10"  # for the workers only
+try:
+    with Workers(slow_import.setup, [("a", ()), ("b", ())]) as workers:
+        print("started", flush=True)
+        list(workers.map_unordered(slow_import.task, [1, 2]))
+except KeyboardInterrupt:
+    print("the parent stopped its workers", flush=True)
+"""
+
+
+def test_ctrl_c_to_the_process_group_reaches_only_the_parent_even_while_workers_import(tmp_path):
+    """A terminal's Ctrl-C goes to every process of the group. A worker still in its
+    bootstrap (importing torch) used to print a KeyboardInterrupt traceback of its own."""
+    (tmp_path / "slow_import.py").write_text(SLOW_IMPORT)
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout.readline() == "started\n"
+    time.sleep(1)  # the workers are in their 10-second import
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and out == "the parent stopped its workers\n"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
