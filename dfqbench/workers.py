@@ -110,16 +110,16 @@ def _stop_signals_left_to_the_parent() -> Iterator[None]:
     parent decides and kills its workers. A process started in here ignores both from its
     first instruction on (an ignored signal stays ignored through exec, and Python then
     installs no KeyboardInterrupt handler), so even a worker still importing torch prints no
-    traceback. The parent blocks them meanwhile: one that arrives is delivered to it after."""
+    traceback. The price: one that reaches the parent in the milliseconds of a start is lost
+    (a second Ctrl-C stops the run; a scheduler follows SIGTERM with SIGKILL, and the records
+    are on disk)."""
     stopping = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not None]  # None: a handler Python cannot restore
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
     handlers = [signal.signal(s, signal.SIG_IGN) for s in stopping]
     try:
         yield
     finally:
         for s, handler in zip(stopping, handlers):
             signal.signal(s, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _result(worker: _Worker) -> Any:
