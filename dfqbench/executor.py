@@ -4,8 +4,8 @@ worker processes (one GPU each, round-robin, or a share of the CPU threads each)
 Cells whose latest record is ``ok`` and was made with the same teacher weights are skipped
 (``--resume``, :func:`pending`). Each finished
 cell is appended to the records at once (by the process that ran it; appends are locked),
-so Ctrl-C loses at most the cells in progress (all bit-widths of a joint training,
-:meth:`~dfqbench.session.Session.trainings`). Workers take the cells of one (model, seed,
+so Ctrl-C, or a worker process that dies (:func:`salvage`), loses at most the cells in
+progress (all bit-widths of a joint training, :meth:`~dfqbench.session.Session.trainings`). Workers take the cells of one (model, seed,
 method) together, so work a method shares across bit-widths (ZeroQ's distilled batch, the
 generator of GDFQ and Qimera) is still done once.
 """
