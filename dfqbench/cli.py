@@ -419,6 +419,7 @@ def show(key, results, suite, method, model, bits, seed, budget, precision):
 def leaderboard_(results):
     """Rank the methods over every suite's records; writes leaderboard.md in the results folder."""
     from dfqbench import leaderboard
+    from dfqbench.files import write_whole
     from dfqbench.records import RecordStore
 
     paths = sorted(results.glob("*/records.jsonl"))
@@ -427,7 +428,7 @@ def leaderboard_(results):
         raise DfqError(f"no records under {results}/<suite>/records.jsonl; run `dfqbench run` first")
     text = leaderboard.markdown(leaderboard.leaderboard(records))
     with writing_tables():
-        (results / "leaderboard.md").write_text(text)
+        write_whole(results / "leaderboard.md", text)
     click.echo(text)
 
 

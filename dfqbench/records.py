@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from dfqbench.errors import DfqError
+from dfqbench.files import write_whole
 
 SCHEMA = 1
 STATUSES = ("ok", "failed", "diverged")
@@ -95,15 +96,7 @@ class RecordStore:
         relative = f"{LOGS}/{key}.json"
         path = self.path.parent / relative
         path.parent.mkdir(exist_ok=True)
-        # whole or not at all: written aside, then renamed over a rerun's log of the same cell
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            try:
-                json.dump({"key": key, "history": history}, f, allow_nan=False)
-                f.close()
-                os.replace(f.name, path)
-            except OSError:  # a full disk, a folder in the way: no half-written file is left behind
-                os.unlink(f.name)
-                raise
+        write_whole(path, json.dumps({"key": key, "history": history}, allow_nan=False))  # over a rerun's log of the same cell
         return relative
 
     def history(self, record: dict[str, Any]) -> dict[str, list[float]]:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from dfqbench import published as pub
 from dfqbench.errors import DfqError, writing_tables
+from dfqbench.files import write_whole
 from dfqbench.overrides import describe, labelled
 from dfqbench.precision import DEFAULT as DEFAULT_PRECISION
 from dfqbench.precision import of as precision_of
@@ -407,9 +408,9 @@ def write(records: list[dict[str, Any]], out_dir: Path, published: pd.DataFrame 
     paths = [out_dir / name for name in FILES]
     text = markdown(summary)
     with writing_tables():
-        summary[SUMMARY_COLUMNS].to_csv(paths[0], index=False, float_format="%.4f")
-        paths[1].write_text(text)
-        paths[2].write_text(latex(summary))
+        write_whole(paths[0], summary[SUMMARY_COLUMNS].to_csv(index=False, float_format="%.4f"))
+        write_whole(paths[1], text)
+        write_whole(paths[2], latex(summary))
     return paths, text
 
 
@@ -419,6 +420,6 @@ def write_compare(records: list[dict[str, Any]], out_dir: Path, published: pd.Da
     csv_path, md_path = out_dir / "compare.csv", out_dir / "compare.md"
     text = compare_markdown(comparison)
     with writing_tables():
-        comparison[COMPARE_COLUMNS].to_csv(csv_path, index=False, float_format="%.4f")
-        md_path.write_text(text)
+        write_whole(csv_path, comparison[COMPARE_COLUMNS].to_csv(index=False, float_format="%.4f"))
+        write_whole(md_path, text)
     return csv_path, md_path, text

@@ -19,6 +19,7 @@ import pandas as pd
 
 from dfqbench import tables
 from dfqbench.errors import writing_tables
+from dfqbench.files import write_whole
 
 COLUMNS = tables.KEYS + ["top1_mean", "top1_std", "n_ok", "n_seeds", "n_paired", "paired_seeds", "deltas", "delta_mean", "delta_std",
                          "delta_min", "fp_top1", "teacher_sha256", "data_free"]  # fmt: skip
@@ -90,9 +91,9 @@ def write(records: list[dict[str, Any]], out_dir: Path, baseline: str) -> tuple[
     paths = [out_dir / f"{stem}{suffix}" for suffix in (".csv", ".md", ".tex")]
     deltas = summary["deltas"].map(lambda ds: ",".join(f"{d:.4f}" for d in ds) if isinstance(ds, list) else "")
     with writing_tables():
-        summary.assign(deltas=deltas)[COLUMNS].to_csv(paths[0], index=False, float_format="%.4f")
-        paths[1].write_text(text)
-        paths[2].write_text(tables.latex(summary, how))
+        write_whole(paths[0], summary.assign(deltas=deltas)[COLUMNS].to_csv(index=False, float_format="%.4f"))
+        write_whole(paths[1], text)
+        write_whole(paths[2], tables.latex(summary, how))
     return paths, text
 
 

@@ -173,15 +173,18 @@ def test_a_log_that_cannot_be_written_keeps_the_record(tmp_path):
 def test_a_log_cut_short_by_a_full_disk_leaves_no_temporary_file(tmp_path, monkeypatch):
     import errno
 
-    import dfqbench.records
+    from pathlib import Path
 
-    def full(*args, **kwargs):
+    real = Path.write_text
+
+    def full(self, text, *args, **kwargs):  # half of it reaches the disk
+        real(self, text[: len(text) // 2], *args, **kwargs)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     store = RecordStore(tmp_path / "digits" / "records.jsonl")
     store.check_writable()
-    monkeypatch.setattr(dfqbench.records.json, "dump", full)
+    monkeypatch.setattr(Path, "write_text", full)
     store.append({"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [1.0]}})
     (record,) = store.read()
-    assert record["log_error"] == "OSError: [Errno 28] No space left on device"
+    assert record["log_error"] == f"OSError: [Errno 28] No space left on device: '{tmp_path / 'digits' / 'logs' / 'k1.json'}'"
     assert list((tmp_path / "digits" / "logs").iterdir()) == []
