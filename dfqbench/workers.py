@@ -78,13 +78,16 @@ class Workers:
     def map_unordered(self, task: Callable[[Any, Any], Any], units: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
         """``(unit, task(state, unit))`` for every unit, as the units finish. An exception
         of ``setup`` (with a worker's first unit) or of ``task`` is raised here. A worker
-        that dies is replaced by a fresh one, and its unit comes back with a
-        :class:`WorkerDied` (not raised) in place of a result: what the loss means is the
-        caller's to say."""
+        that dies is replaced by a fresh one when there is more work, and its unit comes
+        back with a :class:`WorkerDied` (not raised) in place of a result: what the loss
+        means is the caller's to say."""
         todo = deque(units)
         while True:
-            for worker in self._pool:
+            for i, worker in enumerate(self._pool):
                 if worker.unit is None and todo:
+                    if not worker.process.is_alive():  # died in its last unit, or while idle: started afresh only now that there is work
+                        _stop(worker)
+                        worker = self._pool[i] = self._start(worker.name, worker.args)
                     worker.unit = todo.popleft()
                     try:
                         worker.pipe.send((task, worker.unit))
@@ -98,9 +101,6 @@ class Workers:
                 if worker.pipe in ready or worker.process.sentinel in ready:
                     unit, result = worker.unit, _result(worker)
                     worker.unit = None
-                    if isinstance(result, WorkerDied):
-                        _stop(worker)
-                        self._pool[self._pool.index(worker)] = self._start(worker.name, worker.args)
                     yield unit, result
 
 
