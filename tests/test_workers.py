@@ -63,10 +63,10 @@ def test_a_worker_that_dies_is_replaced_and_its_unit_comes_back_with_why():
     with Workers(offset, [("a", (10,)), ("b", (10,))]) as workers:
         first = {p.name: p.pid for p in children_left()}
         results = dict(workers.map_unordered(add, [1, "die", *range(2, 30)]))
-        now = {p.name: p.pid for p in children_left()}  # both still there, b a new process
+        assert sorted(value for _, (_, value) in workers.map_unordered(add, [40, 41, 42])) == [50, 51, 52]  # the pool still works
+        now = {p.name: p.pid for p in children_left()}  # both there again: b started afresh when there was work for it
         assert now.keys() == first.keys() and now["dfqbench worker on a"] == first["dfqbench worker on a"]
         assert now["dfqbench worker on b"] != first["dfqbench worker on b"]
-        assert sorted(value for _, (_, value) in workers.map_unordered(add, [40, 41, 42])) == [50, 51, 52]  # and the pool still works
     died = results.pop("die")
     assert isinstance(died, WorkerDied) and str(died) == "the process died (exit code 3)"
     assert sorted(value for _, value in results.values()) == [11, *range(12, 40)]  # the other units all ran
