@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,3 +71,27 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def describe_machine(device: torch.device) -> dict[str, str]:
+    """What decides the arithmetic beyond the seed: the CPU and the kernels torch picks for
+    it (``cpu_capability``: DEFAULT, AVX2, AVX512…), or the GPU, its compute capability and
+    the CUDA and cuDNN versions. Two machines that differ here can round differently, and a
+    training run then takes another path from the same seed."""
+    machine = {"cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        machine.update(gpu=torch.cuda.get_device_name(device), compute_capability=f"{major}.{minor}",
+                       cuda=str(torch.version.cuda), cudnn=str(torch.backends.cudnn.version()))  # fmt: skip
+    return machine
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -97,6 +97,7 @@ def details(record: dict[str, Any], history: dict[str, list[float]], counted: bo
         f"config {json.dumps(cell['config'], sort_keys=True)}",
         f"teacher weights sha256 {record.get('teacher_sha256') or '– (the record predates the digest)'}",
         f"made with {_versions(record.get('versions', {}))}",
+        f"machine {' · '.join(record['machine'].values()) if record.get('machine') else '– (the record predates it)'}",
     ]
     if record.get("joint"):
         joint = record["joint"]

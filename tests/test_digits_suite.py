@@ -1,4 +1,4 @@
-"""The embedded digits suite: a fixed split, its constants, deterministic cached teachers."""
+"""The embedded digits suite: a fixed split, its constants, deterministic shipped teachers."""
 
 import numpy as np
 import pytest
@@ -46,21 +46,44 @@ def test_training_is_deterministic(recipe):
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
-def test_teachers_are_accurate_and_cached(tmp_path, monkeypatch):
+def _shipped(name):
+    from safetensors import safe_open
+
     import dfqbench_suites.digits as zoo
 
-    reg = load_registry()
-    info = reg.dataset("digits").info
-    env = ZooEnv()  # the user cache, shared with every other test: trained once per machine
+    with safe_open(zoo.teacher_file(name), framework="pt") as f:
+        return f.metadata()
 
-    val = digits.load_split("val")
-    for name, floor in (("resnet20-digits", 97.0), ("mobilenetv2-digits", 97.0), ("vit-digits", 95.0)):
-        model = zoo.load(name, info, env)
-        top1, _ = evaluate(model, val, torch.device("cpu"))
-        assert top1 >= floor
-    # a cached teacher is loaded, never retrained
-    monkeypatch.setattr(zoo, "train_classifier", lambda *a, **k: pytest.fail("retrained a cached teacher"))
-    zoo.load("resnet20-digits", info, env)
+
+@pytest.mark.parametrize("name, floor", [("resnet20-digits", 97.0), ("mobilenetv2-digits", 97.0), ("vit-digits", 95.0)])
+def test_shipped_teachers_are_the_files_they_say_and_accurate(name, floor, monkeypatch):
+    """Every machine loads the same weights: those the file names, trained for today's
+    architecture, recipe and split, as accurate as when they were trained."""
+    import dfqbench_suites.digits as zoo
+    from dfqbench.zoo.store import fingerprint, weights_sha256
+
+    meta = _shipped(name)
+    monkeypatch.setattr(zoo, "train_classifier", lambda *a, **k: pytest.fail("trained a shipped teacher"))
+    model = zoo.load(name, load_registry().dataset("digits").info, ZooEnv())
+    assert meta["fingerprint"] == fingerprint(zoo.spec(name))
+    assert weights_sha256(model) == meta["teacher_sha256"]
+    top1, _ = evaluate(model, digits.load_split("val"), torch.device("cpu"))
+    assert top1 == float(meta["val_top1"]) and top1 >= floor
+
+
+def test_the_recipe_trains_the_shipped_weights_on_the_machine_that_trained_them():
+    """On another CPU the kernels may round otherwise and end with other weights (why the
+    teachers ship): the comparison is made where the file says it was trained."""
+    import dfqbench_suites.digits as zoo
+    from dfqbench.seeding import describe_machine
+    from dfqbench.zoo.store import weights_sha256
+
+    meta = _shipped("resnet20-digits")
+    here = describe_machine(torch.device("cpu"))
+    if (here["cpu"], here["cpu_capability"]) != (meta["cpu"], meta["cpu_capability"]):
+        pytest.skip(f"the shipped teacher was trained on {meta['cpu']} ({meta['cpu_capability']}), this is {here['cpu']} ({here['cpu_capability']})")
+    model, top1 = zoo.train("resnet20-digits")
+    assert (weights_sha256(model), top1) == (meta["teacher_sha256"], float(meta["val_top1"]))
 
 
 def test_cache_files_are_plain_state_dicts(tmp_path):
@@ -118,18 +141,21 @@ def test_weights_digest_is_the_weights_not_the_file_or_the_object(tmp_path):
     assert weights_sha256(reshaped) != sha256
 
 
-def test_a_damaged_cached_teacher_says_to_delete_it(tmp_path):
-    import shutil
-
+def test_a_damaged_or_stale_shipped_teacher_is_one_error(tmp_path, monkeypatch):
     import dfqbench_suites.digits as zoo
     from dfqbench.errors import DfqError
 
     info = load_registry().dataset("digits").info
-    cached = ZooEnv()
-    zoo.load("resnet20-digits", info, cached)  # trained once per machine, as above
-    (tmp_path / "models" / "digits").mkdir(parents=True)
-    for original in (cached.cache_dir / "models" / "digits").glob("resnet20-digits-*.pt"):  # today's, and any older spec's
-        shutil.copy(original, tmp_path / "models" / "digits" / original.name)
-        (tmp_path / "models" / "digits" / original.name).write_bytes(original.read_bytes()[:100])  # a copy cut short
-    with pytest.raises(DfqError, match=f"cannot load weights from {tmp_path}/.*; it is a cached teacher: delete it, and the next run trains it again"):
-        zoo.load("resnet20-digits", info, ZooEnv(cache_dir=tmp_path))
+    shipped = zoo.teacher_file("resnet20-digits")
+    monkeypatch.setattr(zoo, "TEACHERS", tmp_path)
+    with pytest.raises(DfqError, match=f"cannot load the shipped resnet20-digits teacher {tmp_path}/resnet20-digits.safetensors .*; reinstall dfqbench"):
+        zoo.load("resnet20-digits", info, ZooEnv())
+    (tmp_path / "resnet20-digits.safetensors").write_bytes(shipped.read_bytes()[:100])  # a copy cut short
+    with pytest.raises(DfqError, match="cannot load the shipped resnet20-digits teacher .*; reinstall dfqbench"):
+        zoo.load("resnet20-digits", info, ZooEnv())
+    # the recipe changed and the file was not trained again
+    monkeypatch.setitem(zoo.RECIPES, "resnet20-digits", zoo.Recipe(weight_decay=0.0, epochs=31))
+    monkeypatch.setattr(zoo, "TEACHERS", shipped.parent)
+    with pytest.raises(DfqError, match=r"was trained for another architecture, recipe or split \(fingerprint 43ab7305dbb7, today's [0-9a-f]{12}\); "
+                                       r"train it again with tools/train_digits_teachers.py"):
+        zoo.load("resnet20-digits", info, ZooEnv())

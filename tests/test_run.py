@@ -30,6 +30,7 @@ def test_baselines_smoke_matrix_end_to_end(cli, tmp_path):
         assert r["fp_top1"] >= 97.0
         assert r["cell"]["budget"] == "smoke"
         assert r["versions"]["torch"] == torch.__version__
+        assert r["machine"]["cpu"] and r["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
         assert r["wall_time_s"] > 0 and r["peak_mem_mb"] > 0
         assert r["cell"]["quantizer"]["act_range"] == "ema"
     four_bit = [r for r in recs if r["cell"]["w_bits"] == 4]

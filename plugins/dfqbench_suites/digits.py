@@ -1,22 +1,34 @@
-"""Teachers of the embedded ``digits`` suite: trained deterministically on first use, cached.
+"""Teachers of the embedded ``digits`` suite: trained by dfqbench, shipped with it.
 
-The cache file name is a fingerprint of the architecture, the training recipe and the data
-split, so changing any of them retrains instead of silently reusing stale weights.
+The weights are trained deterministically by :func:`train` (the recipe of each model below,
+on one thread) and shipped as safetensors files in ``teachers/``, so every machine loads
+the same teacher. Training is deterministic on one machine only: CPUs whose kernels round
+differently (another vector instruction set) end a 30-epoch run with other weights, and on
+the digits ResNet-20 another teacher moves the methods' margins over the noise baseline by
+several points. A suite whose teachers depend on the CPU cannot put records from two
+machines in one table, so the teachers ship instead of being trained on first use
+(``tools/train_digits_teachers.py`` trains them again and writes the files).
+
+Each file names the fingerprint of the architecture, the recipe and the data split it was
+trained for; loading refuses a file whose fingerprint is not today's, so a change of any of
+them cannot silently reuse stale weights.
 """
 
 from __future__ import annotations
 
-import datetime
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from dfqbench.api import DatasetInfo, load_object
 from dfqbench.data import digits
 from dfqbench.errors import DfqError
 from dfqbench.evaluate import evaluate
+from dfqbench.progress import SILENT, Display
 from dfqbench.zoo import ZooEnv
-from dfqbench.zoo.store import fingerprint, load_state_dict, save_state_dict
+from dfqbench.zoo.store import fingerprint
 from dfqbench.zoo.train import Recipe, train_classifier
 
 #: name → ("module:Class", constructor arguments); classes are imported on first use (timm is slow to import)
@@ -58,31 +70,53 @@ RECIPES = {
     # SGD does not train this ViT (top-1 < 20 %); AdamW with a warm-up does.
     "vit-digits": Recipe(optimizer="adamw", epochs=100, lr=0.003, weight_decay=0.05, warmup_epochs=10),
 }
+TEACHERS = Path(__file__).parent / "teachers"
+
+
+def spec(name: str) -> dict:
+    """What the weights of ``name`` are a function of: architecture, recipe, data split."""
+    ref, kwargs = ARCHITECTURES[name]
+    return {"arch": ref.rsplit(":", 1)[1], "kwargs": kwargs, "recipe": RECIPES[name].to_dict(), "split": [digits.SPLIT_SEED, digits.VAL_FRACTION]}
+
+
+def teacher_file(name: str) -> Path:
+    return TEACHERS / f"{name}.safetensors"
+
+
+def build(name: str) -> nn.Module:
+    """The untrained network, initialised from the recipe's seed."""
+    ref, kwargs = ARCHITECTURES[name]
+    cls = load_object(ref)
+    torch.manual_seed(RECIPES[name].seed)
+    return cls(**kwargs)
+
+
+def train(name: str, display: Display = SILENT) -> tuple[nn.Module, float]:
+    """Train ``name`` from scratch with its recipe; returns the model and its validation top-1."""
+    model = build(name)
+    background = (0.0 - digits.MEAN[0]) / digits.STD[0]
+    train_classifier(model, digits.load_split("train"), RECIPES[name], background, f"training {name} on digits", display)
+    top1, _ = evaluate(model, digits.load_split("val"), torch.device("cpu"))
+    return model, top1
 
 
 def load(name: str, dataset: DatasetInfo, env: ZooEnv, settings: dict | None = None) -> nn.Module:
     if dataset.name != "digits":
         raise DfqError(f"model {name!r} of the digits suite has no weights for dataset {dataset.name!r}; valid choices: digits")
-    ref, kwargs = ARCHITECTURES[name]
-    cls = load_object(ref)
-    recipe = RECIPES[name]
-    spec = {"arch": cls.__name__, "kwargs": kwargs, "recipe": recipe.to_dict(), "split": [digits.SPLIT_SEED, digits.VAL_FRACTION]}
-    path = env.cache_dir / "models" / "digits" / f"{name}-{fingerprint(spec)}.pt"
-    torch.manual_seed(recipe.seed)
-    model = cls(**kwargs)
-    if path.exists():
-        try:
-            state = load_state_dict(path)
-        except DfqError as exc:  # e.g. a copy cut short
-            raise DfqError(f"{exc}; it is a cached teacher: delete it, and the next run trains it again") from None
-        model.load_state_dict(state)
-        return model.eval()
-    background = (0.0 - digits.MEAN[0]) / digits.STD[0]
-    train_classifier(model, digits.load_split("train"), recipe, background, f"training {name} on digits (first use)", env.display)
-    top1, _ = evaluate(model, digits.load_split("val"), torch.device("cpu"))
-    meta = {"spec": spec, "val_top1": top1, "torch": torch.__version__, "trained": datetime.datetime.now().isoformat()}
-    save_state_dict(model.state_dict(), path, meta)
-    env.display.print(f"trained {name} on digits: FP top-1 {top1:.2f}% → cached at {path}")
+    path = teacher_file(name)
+    try:
+        with safe_open(path, framework="pt") as f:
+            trained_for = (f.metadata() or {}).get("fingerprint")
+            state = {key: f.get_tensor(key) for key in f.keys()}
+    except (OSError, SafetensorError) as exc:
+        raise DfqError(f"cannot load the shipped {name} teacher {path} ({exc}); reinstall dfqbench") from None
+    if trained_for != fingerprint(spec(name)):
+        raise DfqError(
+            f"the shipped {name} teacher {path} was trained for another architecture, recipe or split "
+            f"(fingerprint {trained_for}, today's {fingerprint(spec(name))}); train it again with tools/train_digits_teachers.py"
+        )
+    model = build(name)
+    model.load_state_dict(state)
     return model.eval()
 
 
