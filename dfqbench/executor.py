@@ -178,7 +178,7 @@ def run_parallel(
     starts = [(device, (spec, device)) for device in worker_devices(torch.device(spec.device), jobs)]
     earlier = len(store.read())  # records appended from here on are this run's
     with display:
-        # Teachers (trained or downloaded on first use) are cached here, once, before the workers load them.
+        # Teachers downloaded on first use are cached here, once, before the workers load them.
         session.prepare(todo)
         with display.bar("cells", len(todo), transient=False) as overall, Workers(_start_worker, starts) as workers:
             for unit, records in workers.map_unordered(_run_unit, units):

@@ -86,15 +86,6 @@ def test_the_recipe_trains_the_shipped_weights_on_the_machine_that_trained_them(
     assert (weights_sha256(model), top1) == (meta["teacher_sha256"], float(meta["val_top1"]))
 
 
-def test_cache_files_are_plain_state_dicts(tmp_path):
-    from dfqbench.zoo.store import load_state_dict, save_state_dict
-
-    path = tmp_path / "m.pt"
-    save_state_dict({"w": torch.ones(2)}, path, {"note": "x"})
-    assert torch.equal(load_state_dict(path)["w"], torch.ones(2))
-    assert path.with_suffix(".json").exists()
-
-
 def test_digits_weights_refuse_other_datasets():
     import dfqbench_suites.digits as zoo
     from dfqbench.errors import DfqError
@@ -115,13 +106,13 @@ def test_evaluate_counts_top1_and_top5_hits_over_batches():
 
 
 def test_weights_digest_is_the_weights_not_the_file_or_the_object(tmp_path):
-    from dfqbench.zoo.store import load_state_dict, save_state_dict, weights_sha256
+    from dfqbench.zoo.store import load_state_dict, weights_sha256
 
     torch.manual_seed(0)
     net = CIFARResNet(1, 10, 20, (4, 8, 16))
     sha256 = weights_sha256(net)
     assert len(sha256) == 64
-    save_state_dict(net.state_dict(), tmp_path / "w.pt", {})
+    torch.save(net.state_dict(), tmp_path / "w.pt")
     reloaded = CIFARResNet(1, 10, 20, (4, 8, 16))
     reloaded.load_state_dict(load_state_dict(tmp_path / "w.pt"))
     assert weights_sha256(reloaded) == sha256

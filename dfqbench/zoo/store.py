@@ -1,12 +1,10 @@
-"""Safe, atomic storage of trained weights (state dicts only, never pickled code)."""
+"""Weights as data: state dicts loaded without running code, digests, fingerprints."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +35,6 @@ def weights_sha256(module: nn.Module) -> str:
         digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(flat.view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def save_state_dict(state: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> None:
-    """Write ``path`` (weights) and ``path.json`` (metadata) atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for target, write in (
-        (path, lambda f: torch.save(state, f)),
-        (path.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=2, sort_keys=True).encode())),
-    ):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
