@@ -23,8 +23,11 @@ def test_smoke_matrix(cli, tmp_path, methods):
     recs = RecordStore(tmp_path / "digits" / "records.jsonl").read()
     assert len(recs) == 2 * 3 * len(methods.split(","))
     assert all(r["status"] == "ok" for r in recs), [r["error"] for r in recs if r["error"]]
-    # a working model, not a collapsed one: chance is 10 %, the smoke runs score 60–99
-    assert all(r["top1"] >= 40.0 for r in recs), sorted(r["top1"] for r in recs)
+    # a working model, not a collapsed one: chance is 10 %, the smoke runs score 60–99, but ZAQ's
+    # 30–80: at its paper LR its train-mode BN re-estimates the statistics on a few batches of
+    # an untrained generator's output (ResNet-20 30–34 at every bit-width; README)
+    floor = {"zaq": 25.0}
+    assert all(r["top1"] >= floor.get(r["cell"]["method"], 40.0) for r in recs), sorted((r["cell"]["method"], r["top1"]) for r in recs)
     assert all(r["metrics"] for r in recs)  # every method reports what it optimised
 
 
@@ -104,7 +107,7 @@ def test_reduced_student_lr_per_method_as_chosen_on_the_training_split():
     impls = {m: method_impl(reg.method(m).info) for m in ("gdfq", "qimera", "adadfq")}
     default = {m: impl.config(digits, "default") for m, impl in impls.items()}
     paper = {m: impl.config(digits, "paper") for m, impl in impls.items()}
-    assert {m: default[m].lr_s / paper[m].lr_s for m in impls} == pytest.approx({"gdfq": 10.0, "qimera": 0.3, "adadfq": 1.0})
+    assert {m: default[m].lr_s / paper[m].lr_s for m in impls} == pytest.approx({"gdfq": 10.0, "qimera": 0.3, "adadfq": 3.0})
     # AdaDFQ keeps its paper batch (training split, README)
     assert {m: c.batch_size for m, c in default.items()} == {"gdfq": 64, "qimera": 64, "adadfq": 16}
 
@@ -121,7 +124,7 @@ def test_zaq_paper_and_reduced_configs():
     default = zaq.config(task("digits", "resnet20-digits"), "default")
     # as many student updates as the GDFQ family's default budget (20 epochs × 50 iterations)
     assert default.epochs * default.iters_per_epoch * default.q_steps == 20 * 50
-    assert default.lr_q == 0.01  # chosen on the training split (README)
+    assert default.lr_q == paper.lr_q  # chosen on the training split (README)
     assert dataclasses.replace(default, derived=False) == dataclasses.replace(default)
 
 
