@@ -3,7 +3,8 @@
 Same recipe, same torch build, same CPU → bit-identical weights: the initialisation, the
 shuffling and the augmentation all draw from generators seeded by the recipe, and training
 always runs on one thread — a CPU's parallel reductions sum in a thread-count-dependent
-order, which alone moved the digits ResNet-20's FP top-1 from 98.33 to 98.66.
+order, which alone moved the digits ResNet-20's FP top-1 from 98.33 to 98.66. Another CPU
+(other kernels) still rounds otherwise, which is why the digits teachers ship as files.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The paper suites (``cifar10``, ``cifar100``, ``imagenet``, ``imagenet-vit``) are
 :mod:`dfqbench_suites.paper_suites`.
 
 ``digits`` is the offline default: scikit-learn's real handwritten digits at their native
-8×8, with narrow models trained deterministically on first use. The widths are chosen so
+8×8, with narrow models that dfqbench trained and ships (``digits.py``). The widths are chosen so
 that the naive baseline loses clearly at 3–4 bits (measured numbers in the README).
 """
 
@@ -47,7 +47,7 @@ def dfqbench_suites():
     return [
         SuiteInfo(
             name="digits",
-            description="real 8×8 handwritten digits, narrow CNNs trained on first use (offline default)",
+            description="real 8×8 handwritten digits, narrow models shipped with dfqbench (offline default)",
             rows=(("digits", "resnet20-digits"), ("digits", "mobilenetv2-digits"), ("digits", "vit-digits")),
             bits=("3", "4", "5"),
         ),
