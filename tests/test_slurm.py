@@ -4,6 +4,7 @@ process of its own, as on Slurm), a job that dies, and the command line's errors
 import io
 import os
 import re
+import signal
 
 import pytest
 import torch
@@ -149,6 +150,17 @@ def test_cli_runs_the_jobs_and_exits_1_when_cells_are_lost(cli, tmp_path, monkey
     assert "2 cells have no record (the jobs or worker processes that ran them died); run the same command again to retry them" in res.err
 
 
+@pytest.fixture
+def sigint_as_in_a_terminal():
+    """submitit's local jobs are cancelled with SIGINT. A process started in the background by
+    a shell (``pytest &``, nohup) ignores SIGINT, and its children inherit that, so there no
+    cancel could reach them: the test gives its jobs a terminal's SIGINT."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_ctrl_c_cancels_the_jobs_that_have_not_finished(tmp_path, monkeypatch):
     import submitit
 
