@@ -470,6 +470,7 @@ def test_every_logged_value_is_kept_and_shown(cli, tmp_path):
     assert lines[0].startswith(f"cell {gdfq[1]['key']}: gdfq · digits/resnet20-digits · 4w4a · seed 0 · budget smoke")
     assert f"teacher weights sha256 {gdfq[1]['teacher_sha256']}" in lines
     assert f"made with dfqbench 0.1.0{' (source ' + gdfq[1]['versions']['source'] + ')' if gdfq[1]['versions']['source'] else ''}" in res.out
+    assert f"machine {gdfq[1]['machine']['cpu']} · {torch.backends.cpu.get_cpu_capability()}" in lines
     header = next(line for line in lines if "g_loss" in line)
     assert [c.strip() for c in header.strip("|").split("|")][1:] == list(store.history(gdfq[1]))
     row = lines[lines.index(header) + 3]  # header, rule, epoch 0, epoch 1
@@ -500,6 +501,7 @@ def test_records_made_before_logs_show_without_history(cli):
     key = res.out.splitlines()[2].split("|")[1].strip()
     res = cli("show", key, "--results", str(results))
     assert res.code == 0 and "no metric history" in res.out and "status ok" in res.out
+    assert "machine – (the record predates it)" in res.out.splitlines()
     (record,) = [r for r in RecordStore(results / "digits" / "records.jsonl").read() if r["key"] == key]
     assert f'"distill_loss": {record["metrics"]["distill_loss"]["last"]}' in res.out  # the last values the record keeps
 
