@@ -36,12 +36,7 @@ from dfqbench.progress import SILENT, Display
 from dfqbench.quant.settings import QuantSettings
 from dfqbench.records import SCHEMA
 from dfqbench.registry import Registry
-from dfqbench.seeding import (
-    describe_device,
-    describe_machine,
-    rng_kept,
-    seed_everything,
-)
+from dfqbench.seeding import describe_device, describe_machine, rng_kept, seed_everything
 from dfqbench.zoo import ZooEnv
 from dfqbench.zoo.store import weights_sha256
 

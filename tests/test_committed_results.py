@@ -40,8 +40,9 @@ def test_committed_records_keep_their_keys():
 def test_committed_records_were_made_with_the_shipped_teachers():
     """Every committed record names the weights it was made with: the teacher dfqbench
     ships, which every machine loads, so anyone can add records to these tables."""
-    import dfqbench_suites.digits as zoo
     from safetensors import safe_open
+
+    import dfqbench_suites.digits as zoo
 
     shipped = {}
     for name in zoo.ARCHITECTURES:

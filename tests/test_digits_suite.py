@@ -47,8 +47,9 @@ def test_training_is_deterministic(recipe):
 
 
 def _shipped(name):
-    import dfqbench_suites.digits as zoo
     from safetensors import safe_open
+
+    import dfqbench_suites.digits as zoo
 
     with safe_open(zoo.teacher_file(name), framework="pt") as f:
         return f.metadata()
@@ -59,7 +60,6 @@ def test_shipped_teachers_are_the_files_they_say_and_accurate(name, floor, monke
     """Every machine loads the same weights: those the file names, trained for today's
     architecture, recipe and split, as accurate as when they were trained."""
     import dfqbench_suites.digits as zoo
-
     from dfqbench.zoo.store import fingerprint, weights_sha256
 
     meta = _shipped(name)
@@ -75,7 +75,6 @@ def test_the_recipe_trains_the_shipped_weights_on_the_machine_that_trained_them(
     """On another CPU the kernels may round otherwise and end with other weights (why the
     teachers ship): the comparison is made where the file says it was trained."""
     import dfqbench_suites.digits as zoo
-
     from dfqbench.seeding import describe_machine
     from dfqbench.zoo.store import weights_sha256
 
@@ -89,7 +88,6 @@ def test_the_recipe_trains_the_shipped_weights_on_the_machine_that_trained_them(
 
 def test_digits_weights_refuse_other_datasets():
     import dfqbench_suites.digits as zoo
-
     from dfqbench.errors import DfqError
 
     other = DatasetInfo("cifar10", "CIFAR-10", 10, (3, 32, 32), (0.5,) * 3, (0.5,) * 3, "x:y")
@@ -136,7 +134,6 @@ def test_weights_digest_is_the_weights_not_the_file_or_the_object(tmp_path):
 
 def test_a_damaged_or_stale_shipped_teacher_is_one_error(tmp_path, monkeypatch):
     import dfqbench_suites.digits as zoo
-
     from dfqbench.errors import DfqError
 
     info = load_registry().dataset("digits").info

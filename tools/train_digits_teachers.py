@@ -19,7 +19,6 @@ import argparse
 import sys
 
 import torch
-from dfqbench_suites import digits
 from rich.console import Console
 from safetensors.torch import save_file
 
@@ -28,6 +27,7 @@ from dfqbench.registry import load_registry
 from dfqbench.seeding import describe_machine
 from dfqbench.zoo import ZooEnv
 from dfqbench.zoo.store import fingerprint, weights_sha256
+from dfqbench_suites import digits
 
 
 def main() -> int:
