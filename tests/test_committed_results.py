@@ -6,9 +6,12 @@ table, so a number cannot outlive the records it came from; and every ``dfqbench
 command the documents give is still accepted and, run on the committed digits results, finds
 a record of every cell it plans: the documented commands are the ones that made them."""
 
+import importlib.util
 import re
 import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -130,10 +133,11 @@ def test_documented_run_commands_are_accepted(cli, example_plugin, document, com
 
 
 def _with_committed_results(command: str) -> list[str] | None:
-    """The arguments of a documented digits-suite command, its ``--results`` made absolute
-    (default: ``results/``); None for commands of other suites or third-party methods."""
+    """The arguments of a documented command of the digits suites, its ``--results`` made
+    absolute (default: ``results/``); None for commands of other suites or third-party methods."""
     args = shlex.split(command)
-    if "--suite" in args or "uniform-calib" in command or args[:1] == ["--help"]:
+    suite = args[args.index("--suite") + 1] if "--suite" in args else "digits"
+    if suite not in ("digits", "digits-teachers") or "uniform-calib" in command or args[:1] == ["--help"]:
         return None
     if "--results" not in args:
         return [*args, "--results", str(ROOT / "results")]
@@ -188,3 +192,31 @@ def test_committed_cells_reproduce_to_the_last_digit(cli, method, model, bits, t
         if record["machine"] != made.get("machine"):
             pytest.skip(f"the committed records were made on {made.get('machine', 'a machine they do not name')}, this is {record['machine']}")
         assert (record["status"], record["top1"], record["top5"]) == (made["status"], made["top1"], made["top5"])
+
+
+def _tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_over_teachers_pairs_each_teacher_and_seed_with_the_baseline():
+    """Per teacher the mean of its seeds' differences, over all pairs mean ± std and the
+    count above; a row that one teacher lacks is left out."""
+    tool = _tool("over_teachers")
+    rows = []
+    for model, k in [("resnet20-digits", 0), ("resnet20-digits-t1", 1), ("resnet20-digits-t2", 2), ("mobilenetv2-digits", 0)]:
+        for seed in (0, 1):
+            for method, top1 in [("noise", 80.0 + k), ("gdfq", 80.0 + k + [3.0, -1.0][seed] * (k + 1))]:
+                rows.append({"suite": "digits" if k == 0 else "digits-teachers", "budget": "default", "quantizer": "gdfq", "data": "",
+                             "precision": "fp32", "dataset": "digits", "model": model, "w_bits": 3, "a_bits": 3, "method": method,
+                             "model_label": model, "method_label": method, "seed": seed, "status": "ok", "top1": top1, "teacher": f"t{k}"})  # fmt: skip
+    out = tool.over_teachers(pd.DataFrame(rows), "noise")
+    assert len(out) == 1  # MobileNetV2 has teacher 0 only
+    row = out.iloc[0]
+    deltas = [3.0, -1.0, 6.0, -2.0, 9.0, -3.0]
+    assert (row["base"], row["method"], row["pairs"], row["above"]) == ("resnet20-digits", "gdfq", 6, 3)
+    assert [row[0], row[1], row[2]] == [1.0, 2.0, 3.0]
+    assert row["mean"] == pytest.approx(sum(deltas) / 6) and row["std"] == pytest.approx(pd.Series(deltas).std())
+

@@ -5,13 +5,14 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from dfqbench.api import DatasetInfo
+from dfqbench.api import DatasetInfo, load_object
 from dfqbench.data import digits
 from dfqbench.evaluate import evaluate
 from dfqbench.models.cifar_resnet import CIFARResNet
 from dfqbench.registry import load_registry
 from dfqbench.zoo import ZooEnv
 from dfqbench.zoo.train import Recipe, train_classifier
+from dfqbench_suites import DIGITS_TEACHERS
 
 
 def test_split_is_fixed_stratified_and_disjoint():
@@ -55,7 +56,11 @@ def _shipped(name):
         return f.metadata()
 
 
-@pytest.mark.parametrize("name, floor", [("resnet20-digits", 97.0), ("mobilenetv2-digits", 97.0), ("vit-digits", 95.0)])
+SHIPPED = [("resnet20-digits", 97.0), ("mobilenetv2-digits", 97.0), ("vit-digits", 95.0)]
+SHIPPED += [(name, 97.0) for name in DIGITS_TEACHERS]
+
+
+@pytest.mark.parametrize("name, floor", SHIPPED)
 def test_shipped_teachers_are_the_files_they_say_and_accurate(name, floor, monkeypatch):
     """Every machine loads the same weights: those the file names, trained for today's
     architecture, recipe and split, as accurate as when they were trained."""
@@ -69,6 +74,23 @@ def test_shipped_teachers_are_the_files_they_say_and_accurate(name, floor, monke
     assert weights_sha256(model) == meta["teacher_sha256"]
     top1, _ = evaluate(model, digits.load_split("val"), torch.device("cpu"))
     assert top1 == float(meta["val_top1"]) and top1 >= floor
+
+
+def test_teacher_instances_are_their_models_recipe_with_another_seed():
+    """``digits-teachers`` holds other teachers of the same models: only the recipe seed
+    differs, and so do the weights."""
+    import dfqbench_suites.digits as zoo
+    from dfqbench.zoo.store import weights_sha256
+
+    reg = load_registry()
+    assert reg.suite("digits-teachers").info.rows == tuple(("digits", name) for name in DIGITS_TEACHERS)
+    assert len(DIGITS_TEACHERS) == 4
+    for name, (base, k) in DIGITS_TEACHERS.items():
+        assert k != zoo.RECIPES[base].seed
+        assert zoo.spec(name) == {**zoo.spec(base), "recipe": {**zoo.spec(base)["recipe"], "seed": k}}
+        assert reg.model(name).info.family == reg.model(base).info.family
+        loaded = load_object(reg.model(name).info.loader)(reg.dataset("digits").info, ZooEnv(), {})
+        assert weights_sha256(loaded) == _shipped(name)["teacher_sha256"] != _shipped(base)["teacher_sha256"]
 
 
 def test_the_recipe_trains_the_shipped_weights_on_the_machine_that_trained_them():

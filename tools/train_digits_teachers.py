@@ -32,7 +32,7 @@ from dfqbench_suites import digits
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", default=list(digits.ARCHITECTURES), help="default: all three")
+    parser.add_argument("models", nargs="*", default=list(digits.ARCHITECTURES), help="default: all of them")
     parser.add_argument("--check", action="store_true", help="compare with the shipped files instead of writing them")
     args = parser.parse_args()
     machine = describe_machine(torch.device("cpu"))

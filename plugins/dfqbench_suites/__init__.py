@@ -13,6 +13,11 @@ from dfqbench_suites import paper_suites
 
 DIGITS_MEAN = (0.3054,)
 DIGITS_STD = (0.3759,)
+#: Further instances of the digits CNN teachers (suite ``digits-teachers``), name → (model, k):
+#: the model's architecture and recipe with recipe seed k (initialisation, shuffling,
+#: augmentation), to measure how much of a method's margin belongs to one teacher.
+DIGITS_TEACHERS = {f"{base}-t{k}": (base, k) for base in ("resnet20-digits", "mobilenetv2-digits") for k in (1, 2)}
+DIGITS_CNNS = {"resnet20-digits": "ResNet-20 (4/8/16)", "mobilenetv2-digits": "MobileNetV2 (digits)"}
 
 
 @hookimpl
@@ -35,9 +40,12 @@ def dfqbench_datasets():
 @hookimpl
 def dfqbench_models():
     return [
-        ModelInfo("resnet20-digits", "ResNet-20 (4/8/16)", CNN, "dfqbench_suites.digits:resnet20_digits"),
-        ModelInfo("mobilenetv2-digits", "MobileNetV2 (digits)", CNN, "dfqbench_suites.digits:mobilenetv2_digits"),
+        *(ModelInfo(name, display, CNN, f"dfqbench_suites.digits:{name.replace('-', '_')}") for name, display in DIGITS_CNNS.items()),
         ModelInfo("vit-digits", "ViT (digits)", VIT, "dfqbench_suites.digits:vit_digits", "timm VisionTransformer, 2×2 patches, 48×3"),
+        *(
+            ModelInfo(name, f"{DIGITS_CNNS[base]}, teacher {k}", CNN, f"dfqbench_suites.digits:{name.replace('-', '_')}", f"{base}'s recipe with seed {k}")
+            for name, (base, k) in DIGITS_TEACHERS.items()
+        ),
         *paper_suites.MODELS,
     ]
 
@@ -50,6 +58,12 @@ def dfqbench_suites():
             description="real 8×8 handwritten digits, narrow models shipped with dfqbench (offline default)",
             rows=(("digits", "resnet20-digits"), ("digits", "mobilenetv2-digits"), ("digits", "vit-digits")),
             bits=("3", "4", "5"),
+        ),
+        SuiteInfo(
+            name="digits-teachers",
+            description="the digits CNNs' teachers 1 and 2: their recipes with seeds 1 and 2, to measure what a margin owes to one teacher",
+            rows=tuple(("digits", name) for name in DIGITS_TEACHERS),
+            bits=("3",),
         ),
         *paper_suites.SUITES,
     ]

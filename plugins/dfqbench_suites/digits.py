@@ -16,6 +16,8 @@ them cannot silently reuse stale weights.
 
 from __future__ import annotations
 
+import dataclasses
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -30,6 +32,7 @@ from dfqbench.progress import SILENT, Display
 from dfqbench.zoo import ZooEnv
 from dfqbench.zoo.store import fingerprint
 from dfqbench.zoo.train import Recipe, train_classifier
+from dfqbench_suites import DIGITS_TEACHERS
 
 #: name → ("module:Class", constructor arguments); classes are imported on first use (timm is slow to import)
 ARCHITECTURES = {
@@ -70,6 +73,8 @@ RECIPES = {
     # SGD does not train this ViT (top-1 < 20 %); AdamW with a warm-up does.
     "vit-digits": Recipe(optimizer="adamw", epochs=100, lr=0.003, weight_decay=0.05, warmup_epochs=10),
 }
+ARCHITECTURES.update({name: ARCHITECTURES[base] for name, (base, _) in DIGITS_TEACHERS.items()})
+RECIPES.update({name: dataclasses.replace(RECIPES[base], seed=k) for name, (base, k) in DIGITS_TEACHERS.items()})
 TEACHERS = Path(__file__).parent / "teachers"
 
 
@@ -120,13 +125,11 @@ def load(name: str, dataset: DatasetInfo, env: ZooEnv, settings: dict | None = N
     return model.eval()
 
 
-def resnet20_digits(dataset: DatasetInfo, env: ZooEnv, settings: dict) -> nn.Module:
-    return load("resnet20-digits", dataset, env)
-
-
-def mobilenetv2_digits(dataset: DatasetInfo, env: ZooEnv, settings: dict) -> nn.Module:
-    return load("mobilenetv2-digits", dataset, env)
-
-
-def vit_digits(dataset: DatasetInfo, env: ZooEnv, settings: dict) -> nn.Module:
-    return load("vit-digits", dataset, env)
+# the models' loaders (``ModelInfo.loader``), one per shipped file
+resnet20_digits = partial(load, "resnet20-digits")
+mobilenetv2_digits = partial(load, "mobilenetv2-digits")
+vit_digits = partial(load, "vit-digits")
+resnet20_digits_t1 = partial(load, "resnet20-digits-t1")
+resnet20_digits_t2 = partial(load, "resnet20-digits-t2")
+mobilenetv2_digits_t1 = partial(load, "mobilenetv2-digits-t1")
+mobilenetv2_digits_t2 = partial(load, "mobilenetv2-digits-t2")

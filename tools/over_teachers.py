@@ -1,0 +1,86 @@
+"""The digits CNN methods against noise over three teachers of each model.
+
+    python tools/over_teachers.py [--versus noise] [--out results/ablations/teacher-instances/over-teachers.md]
+
+Teacher 0 is the one the ``digits`` suite ships (records in ``results/digits/``), teachers 1
+and 2 are the same architecture and recipe with recipe seeds 1 and 2 (suite
+``digits-teachers``, records in ``results/ablations/teacher-instances/``). Each method's
+top-1 is paired with the baseline's of the same teacher, seed, bits, budget and quantizer
+(:func:`dfqbench.versus.seed_differences`); an entry gives the mean difference per teacher,
+the mean ± std over every (teacher, seed) pair, and in how many pairs the method is above
+the baseline. Only rows that every teacher has run enter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from dfqbench import tables, versus
+from dfqbench.files import write_whole
+from dfqbench.records import RecordStore
+from dfqbench_suites import DIGITS_TEACHERS
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = [ROOT / "results" / "digits" / "records.jsonl", ROOT / "results" / "ablations" / "teacher-instances" / "digits-teachers" / "records.jsonl"]
+OUT = ROOT / "results" / "ablations" / "teacher-instances" / "over-teachers.md"
+#: model → (the model whose teacher it is another instance of, teacher number); the shipped teachers are number 0
+INSTANCE = {**{base: (base, 0) for base, _ in DIGITS_TEACHERS.values()}, **DIGITS_TEACHERS}
+TEACHERS = sorted({k for _, k in INSTANCE.values()})
+
+
+def over_teachers(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """One row per (setting, model, bits, method) that every teacher ran: the mean difference
+    to ``baseline`` per teacher, and over all (teacher, seed) pairs."""
+    pairs = versus.seed_differences(cells[cells["model"].isin(list(INSTANCE))], baseline)
+    pairs[["base", "instance"]] = pd.DataFrame(pairs["model"].map(INSTANCE).tolist(), index=pairs.index)
+    keys = [*tables.SETTING, "dataset", "base", "w_bits", "a_bits", "method"]
+    per_teacher = pairs.pivot_table(index=keys, columns="instance", values="delta", aggfunc="mean").reindex(columns=TEACHERS).dropna()
+    overall = pairs.groupby(keys).agg(
+        label=("model_label", "first"), method_label=("method_label", "first"), mean=("delta", "mean"), std=("delta", "std"),
+        above=("delta", lambda d: int((d > 0).sum())), pairs=("delta", "size"),
+    )  # fmt: skip
+    return per_teacher.join(overall, how="inner").reset_index()
+
+
+def markdown(rows: pd.DataFrame, baseline: str) -> str:
+    models = pd.Series({base: label for base, label in zip(rows["base"], rows["label"], strict=True)})
+    out = pd.DataFrame(
+        {
+            "Quantizer": rows["quantizer"],
+            "Model": rows["base"].map(models).str.split(",").str[0],
+            "Bits": [f"{w}w{a}a" for w, a in zip(rows["w_bits"], rows["a_bits"], strict=True)],
+            "Method": rows["method_label"],
+            **{f"teacher {k}" + (" (shipped)" if k == 0 else ""): rows[k].map(lambda d: tables.signed(d, 2)) for k in TEACHERS},
+            "all pairs": [f"{tables.signed(m, 2)} ± {s:.2f}" for m, s in zip(rows["mean"], rows["std"], strict=True)],
+            f"above {baseline}": [f"{a}/{n}" for a, n in zip(rows["above"], rows["pairs"], strict=True)],
+        }
+    )
+    note = (
+        f"Top-1 (%) minus {baseline}'s with the same teacher and seed (seeds 0, 1, 2), budget `default`: the mean per teacher, then"
+        f" the mean ± std over all (teacher, seed) pairs and the number of pairs above {baseline}. Teacher 0 is the shipped one"
+        " (`results/digits/`); teachers 1 and 2 are the same recipe with recipe seeds 1 and 2 (`digits-teachers`)."
+    )
+    return f"### Differences to {baseline} over teacher instances · Suite `digits`, `digits-teachers`\n\n{out.to_markdown(index=False)}\n\n{note}\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--versus", default="noise", help="the baseline method (default: noise)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    cells = pd.concat([tables.frame(RecordStore(path).read()) for path in RECORDS], ignore_index=True)
+    rows = over_teachers(cells, args.versus)
+    if rows.empty:
+        print(f"no rows where every teacher ran {args.versus!r} and another method", file=sys.stderr)
+        return 1
+    write_whole(args.out, markdown(rows, args.versus))
+    print(markdown(rows, args.versus))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
