@@ -212,11 +212,16 @@ def test_over_teachers_pairs_each_teacher_and_seed_with_the_baseline():
                 rows.append({"suite": "digits" if k == 0 else "digits-teachers", "budget": "default", "quantizer": "gdfq", "data": "",
                              "precision": "fp32", "dataset": "digits", "model": model, "w_bits": 3, "a_bits": 3, "method": method,
                              "model_label": model, "method_label": method, "seed": seed, "status": "ok", "top1": top1, "teacher": f"t{k}"})  # fmt: skip
-    out = tool.over_teachers(pd.DataFrame(rows), "noise")
-    assert len(out) == 1  # MobileNetV2 has teacher 0 only
-    row = out.iloc[0]
+    (_, noise), (_, gdfq) = tool.over_teachers(pd.DataFrame(rows), "noise").iterrows()  # MobileNetV2 has teacher 0 only
+    assert (noise["base"], noise["method"], [noise[k] for k in (0, 1, 2)], noise["mean"]) == ("resnet20-digits", "noise", [80.0, 81.0, 82.0], 81.0)
     deltas = [3.0, -1.0, 6.0, -2.0, 9.0, -3.0]
-    assert (row["base"], row["method"], row["pairs"], row["above"]) == ("resnet20-digits", "gdfq", 6, 3)
-    assert [row[0], row[1], row[2]] == [1.0, 2.0, 3.0]
-    assert row["mean"] == pytest.approx(sum(deltas) / 6) and row["std"] == pytest.approx(pd.Series(deltas).std())
+    assert (gdfq["base"], gdfq["method"], gdfq["pairs"], gdfq["above"]) == ("resnet20-digits", "gdfq", 6, 3)
+    assert [gdfq[k] for k in (0, 1, 2)] == [1.0, 2.0, 3.0]
+    assert gdfq["mean"] == pytest.approx(sum(deltas) / 6) and gdfq["std"] == pytest.approx(pd.Series(deltas).std())
 
+
+def test_the_over_teachers_table_is_regenerated_from_the_records(tmp_path):
+    tool = _tool("over_teachers")
+    committed = tool.OUT
+    assert subprocess.run([sys.executable, str(ROOT / "tools" / "over_teachers.py"), "--out", str(tmp_path / "out.md")], capture_output=True).returncode == 0
+    assert (tmp_path / "out.md").read_text() == committed.read_text(), f"{committed} differs from tools/over_teachers.py's; regenerate it"
