@@ -8,7 +8,8 @@ and 2 are the same architecture and recipe with recipe seeds 1 and 2 (suite
 top-1 is paired with the baseline's of the same teacher, seed, bits, budget and quantizer
 (:func:`dfqbench.versus.seed_differences`); an entry gives the mean difference per teacher,
 the mean ± std over every (teacher, seed) pair, and in how many pairs the method is above
-the baseline. Only rows that every teacher has run enter.
+the baseline; the baseline's own row gives its top-1 the same way. Only rows that every
+teacher has run enter.
 """
 
 from __future__ import annotations
