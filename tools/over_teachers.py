@@ -23,7 +23,7 @@ import pandas as pd
 from dfqbench import tables, versus
 from dfqbench.files import write_whole
 from dfqbench.records import RecordStore
-from dfqbench_suites import DIGITS_TEACHERS
+from dfqbench_suites import DIGITS_CNNS, DIGITS_TEACHERS
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = [ROOT / "results" / "digits" / "records.jsonl", ROOT / "results" / "ablations" / "teacher-instances" / "digits-teachers" / "records.jsonl"]
@@ -44,7 +44,7 @@ def over_teachers(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
     keys = [*tables.SETTING, "dataset", "base", "w_bits", "a_bits", "method"]
     per_teacher = values.pivot_table(index=keys, columns="instance", values="value", aggfunc="mean").reindex(columns=TEACHERS).dropna()
     overall = values.groupby(keys).agg(
-        label=("model_label", "first"), method_label=("method_label", "first"), mean=("value", "mean"), std=("value", "std"),
+        method_label=("method_label", "first"), mean=("value", "mean"), std=("value", "std"),
         above=("value", lambda d: int((d > 0).sum())), pairs=("value", "size"),
     )  # fmt: skip
     rows = per_teacher.join(overall, how="inner").reset_index()
@@ -53,7 +53,6 @@ def over_teachers(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
 
 
 def markdown(rows: pd.DataFrame, baseline: str) -> str:
-    models = pd.Series({base: label for base, label in zip(rows["base"], rows["label"], strict=True)})
     own = rows["method"] == baseline
 
     def entry(value: float, is_baseline: bool) -> str:
@@ -62,7 +61,7 @@ def markdown(rows: pd.DataFrame, baseline: str) -> str:
     out = pd.DataFrame(
         {
             "Quantizer": rows["quantizer"],
-            "Model": rows["base"].map(models).str.split(",").str[0],
+            "Model": rows["base"].map(DIGITS_CNNS),
             "Bits": [f"{w}w{a}a" for w, a in zip(rows["w_bits"], rows["a_bits"], strict=True)],
             "Method": rows["method_label"],
             **{f"teacher {k}" + (" (shipped)" if k == 0 else ""): [entry(v, b) for v, b in zip(rows[k], own, strict=True)] for k in TEACHERS},
@@ -89,8 +88,9 @@ def main() -> int:
     if rows.empty:
         print(f"no rows where every teacher ran {args.versus!r} and another method", file=sys.stderr)
         return 1
-    write_whole(args.out, markdown(rows, args.versus))
-    print(markdown(rows, args.versus))
+    text = markdown(rows, args.versus)
+    write_whole(args.out, text)
+    print(text)
     return 0
 
 
