@@ -225,3 +225,20 @@ def test_the_over_teachers_table_is_regenerated_from_the_records(tmp_path):
     committed = tool.OUT
     assert subprocess.run([sys.executable, str(ROOT / "tools" / "over_teachers.py"), "--out", str(tmp_path / "out.md")], capture_output=True).returncode == 0
     assert (tmp_path / "out.md").read_text() == committed.read_text(), f"{committed} differs from tools/over_teachers.py's; regenerate it"
+
+
+def test_calibrating_on_the_quantized_network_widens_realistic_ranges():
+    """What the README's explanation of noise's strength at W3A3 rests on (tools/calibration_ranges.py,
+    training split): on the quantized network real images' deep ranges come out wider than on
+    the FP network, noise's stay narrower than theirs, ResNet-20 prefers noise's, and shrinking
+    real images' ranges helps it: max-based ranges are too wide at 3 bits."""
+    rows, shrunk = _tool("calibration_ranges").measure(3)
+    row = {(r["model"], r["set"], r["network"]): r for r in rows}
+    for model in ("resnet20-digits", "mobilenetv2-digits"):
+        assert row[model, "real", "fp"]["last"] == pytest.approx(1.0)
+        assert row[model, "real", "quantized"]["last"] > 1.05
+        assert row[model, "real", "fp"]["top1"] > row[model, "real", "quantized"]["top1"]
+    r20 = "resnet20-digits"
+    assert row[r20, "noise", "quantized"]["last"] < 1.0 < row[r20, "real", "quantized"]["last"]
+    assert row[r20, "noise", "quantized"]["top1"] > row[r20, "real", "quantized"]["top1"] + 1.0
+    assert shrunk[r20][-1] > row[r20, "real", "quantized"]["top1"] + 3.0

@@ -1,0 +1,97 @@
+"""Why noise calibrates the digits CNNs about as well as real images at W3A3: the ranges.
+
+    python tools/calibration_ranges.py [--bits 3]
+
+The shared quantizer calibrates the *quantized* network (GDFQ family: every forward of the
+calibration window already runs on quantized weights and ranges), and each range is an EMA
+of batch maxima. This prints, per digits CNN, seed-0 draws of 32 batches of 64 images:
+
+* each calibration's activation ranges (x_max) relative to those of real images observed
+  on the full-precision network, as geometric means over the first and last third of the
+  sites (after the ReLUs, in network order);
+* the top-1 each set of ranges gives on the digits *training* split (no data-free method
+  sees it; the validation split is not touched), and that of the real images' ranges
+  scaled down, which shows whether max-based ranges are too wide at this bit-width.
+
+The validation-split counterpart of the calibrate-on-fp rows, 3 seeds, is
+``results/ablations/calibrate-on-fp/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+from dfqbench import quant
+from dfqbench.evaluate import evaluate
+from dfqbench.quant import calibrating, quant_acts
+from dfqbench.quant.settings import QuantSettings
+from dfqbench.registry import load_registry
+from dfqbench.session import Session
+
+BATCHES, BATCH_SIZE = 32, 64
+SHRINK = (0.9, 0.8, 0.7)
+
+
+def calibrated(teacher, batches, bits: int, mode: str, shrink: float = 1.0):
+    qmodel = quant.wrap(teacher, bits, bits, QuantSettings(calibrate=mode)).eval()
+    with calibrating(qmodel), torch.no_grad():
+        for images in batches:
+            qmodel(images)
+    for _, act in quant_acts(qmodel):
+        act.x_max.mul_(shrink)
+    return qmodel
+
+
+def x_max(qmodel) -> list[float]:
+    return [float(act.x_max) for _, act in quant_acts(qmodel)]
+
+
+def thirds(ranges: list[float], reference: list[float]) -> tuple[float, float]:
+    ratios = [r / ref for r, ref in zip(ranges, reference, strict=True)]
+    third = len(ratios) // 3
+    return statistics.geometric_mean(ratios[:third]), statistics.geometric_mean(ratios[-third:])
+
+
+def measure(bits: int) -> tuple[list[dict], dict[str, list[float]]]:
+    """Rows (model, calibration set, network, x_max ratio of the first and last third of the
+    sites, train top-1), and per model the train top-1 of real images' ranges × :data:`SHRINK`."""
+    session = Session(load_registry(), torch.device("cpu"), eval_split="train")
+    train = session.split("digits", "train", {})
+    draws = torch.Generator().manual_seed(0)
+    noise = [torch.randn(BATCH_SIZE, *train[0][0].shape, generator=draws) for _ in range(BATCHES)]
+    order = torch.randint(0, len(train), (BATCHES, BATCH_SIZE), generator=draws)
+    real = [torch.stack([train[int(i)][0] for i in idx]) for idx in order]
+    rows, shrunk = [], {}
+    for model in ("resnet20-digits", "mobilenetv2-digits"):
+        teacher = session.teacher("digits", model, {}).module
+        reference = x_max(calibrated(teacher, real, bits, "fp"))
+        for name, batches in (("real", real), ("noise", noise)):
+            for mode in ("fp", "quantized"):
+                qmodel = calibrated(teacher, batches, bits, mode)
+                first, last = thirds(x_max(qmodel), reference)
+                top1 = evaluate(qmodel, train, torch.device("cpu"))[0]
+                rows.append({"model": model, "set": name, "network": mode, "first": first, "last": last, "top1": top1})
+        shrunk[model] = [evaluate(calibrated(teacher, real, bits, "quantized", k), train, torch.device("cpu"))[0] for k in SHRINK]
+    return rows, shrunk
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bits", type=int, default=3, help="weight and activation bits")
+    args = parser.parse_args()
+    rows, shrunk = measure(args.bits)
+    print(f"W{args.bits}A{args.bits}; x_max relative to real images on the FP network: first / last third of the sites\n")
+    print("| model | calibration set | calibrated on | x_max ratio | train top-1 |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['set']} | {r['network']} network | {r['first']:.2f} / {r['last']:.2f} | {r['top1']:.2f} |")
+    print("\nReal images' ranges (calibrated on the quantized network) scaled down, train top-1:\n")
+    print("| model | " + " | ".join(f"×{k}" for k in SHRINK) + " |\n|---|" + "---|" * len(SHRINK))
+    for model, top1s in shrunk.items():
+        print(f"| {model} | " + " | ".join(f"{top1:.2f}" for top1 in top1s) + " |")
+
+
+if __name__ == "__main__":
+    main()
