@@ -1,6 +1,6 @@
 """Why noise calibrates the digits CNNs about as well as real images at W3A3: the ranges.
 
-    python tools/calibration_ranges.py [--bits 3]
+    python tools/calibration_ranges.py [--bits 3 | 8w3a | ...]
 
 The shared quantizer calibrates the *quantized* network (GDFQ family: every forward of the
 calibration window already runs on quantized weights and ranges), and each range is an EMA
@@ -25,6 +25,8 @@ import statistics
 import torch
 
 from dfqbench import quant
+from dfqbench.bits import parse_bits
+from dfqbench.errors import DfqError
 from dfqbench.evaluate import evaluate
 from dfqbench.quant import calibrating, quant_acts
 from dfqbench.quant.settings import QuantSettings
@@ -35,8 +37,8 @@ BATCHES, BATCH_SIZE = 32, 64
 SHRINK = (0.9, 0.8, 0.7)
 
 
-def calibrated(teacher, batches, bits: int, mode: str, shrink: float = 1.0):
-    qmodel = quant.wrap(teacher, bits, bits, QuantSettings(calibrate=mode)).eval()
+def calibrated(teacher, batches, bits: tuple[int, int], mode: str, shrink: float = 1.0):
+    qmodel = quant.wrap(teacher, *bits, QuantSettings(calibrate=mode)).eval()
     with calibrating(qmodel), torch.no_grad():
         for images in batches:
             qmodel(images)
@@ -55,7 +57,7 @@ def thirds(ranges: list[float], reference: list[float]) -> tuple[float, float]:
     return statistics.geometric_mean(ratios[:third]), statistics.geometric_mean(ratios[-third:])
 
 
-def measure(bits: int) -> tuple[list[dict], dict[str, list[float]]]:
+def measure(bits: tuple[int, int]) -> tuple[list[dict], dict[str, list[float]]]:
     """Rows (model, calibration set, network, x_max ratio of the first and last third of the
     sites, train top-1), and per model the train top-1 of real images' ranges × :data:`SHRINK`."""
     session = Session(load_registry(), torch.device("cpu"), eval_split="train")
@@ -80,10 +82,17 @@ def measure(bits: int) -> tuple[list[dict], dict[str, list[float]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bits", type=int, default=3, help="weight and activation bits")
+    parser.add_argument("--bits", default="3", help="one entry as for dfqbench run --bits: 3 = W3A3, 8w3a = W8A3")
     args = parser.parse_args()
-    rows, shrunk = measure(args.bits)
-    print(f"W{args.bits}A{args.bits}; x_max relative to real images on the FP network: first / last third of the sites\n")
+    try:
+        entries = parse_bits(args.bits)
+    except DfqError as exc:
+        parser.error(str(exc))
+    if len(entries) != 1:
+        parser.error(f"--bits takes one entry, got {args.bits!r}")
+    (w_bits, a_bits), = entries
+    rows, shrunk = measure((w_bits, a_bits))
+    print(f"W{w_bits}A{a_bits}; x_max relative to real images on the FP network: first / last third of the sites\n")
     print("| model | calibration set | calibrated on | x_max ratio | train top-1 |\n|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['set']} | {r['network']} network | {r['first']:.2f} / {r['last']:.2f} | {r['top1']:.2f} |")
