@@ -37,13 +37,11 @@ BATCHES, BATCH_SIZE = 32, 64
 SHRINK = (0.9, 0.8, 0.7)
 
 
-def calibrated(teacher, batches, bits: tuple[int, int], mode: str, shrink: float = 1.0):
+def calibrated(teacher, batches, bits: tuple[int, int], mode: str):
     qmodel = quant.wrap(teacher, *bits, QuantSettings(calibrate=mode)).eval()
     with calibrating(qmodel), torch.no_grad():
         for images in batches:
             qmodel(images)
-    for _, act in quant_acts(qmodel):
-        act.x_max.mul_(shrink)
     return qmodel
 
 
@@ -69,14 +67,19 @@ def measure(bits: tuple[int, int]) -> tuple[list[dict], dict[str, list[float]]]:
     rows, shrunk = [], {}
     for model in ("resnet20-digits", "mobilenetv2-digits"):
         teacher = session.teacher("digits", model, {}).module
-        reference = x_max(calibrated(teacher, real, bits, "fp"))
-        for name, batches in (("real", real), ("noise", noise)):
-            for mode in ("fp", "quantized"):
-                qmodel = calibrated(teacher, batches, bits, mode)
-                first, last = thirds(x_max(qmodel), reference)
-                top1 = evaluate(qmodel, train, torch.device("cpu"))[0]
-                rows.append({"model": model, "set": name, "network": mode, "first": first, "last": last, "top1": top1})
-        shrunk[model] = [evaluate(calibrated(teacher, real, bits, "quantized", k), train, torch.device("cpu"))[0] for k in SHRINK]
+        qmodels = {(name, mode): calibrated(teacher, batches, bits, mode) for name, batches in (("real", real), ("noise", noise)) for mode in ("fp", "quantized")}
+        reference = x_max(qmodels["real", "fp"])
+        for (name, mode), qmodel in qmodels.items():
+            first, last = thirds(x_max(qmodel), reference)
+            top1 = evaluate(qmodel, train, torch.device("cpu"))[0]
+            rows.append({"model": model, "set": name, "network": mode, "first": first, "last": last, "top1": top1})
+        qmodel = qmodels["real", "quantized"]
+        calibrated_max = x_max(qmodel)
+        shrunk[model] = []
+        for k in SHRINK:
+            for (_, act), value in zip(quant_acts(qmodel), calibrated_max, strict=True):
+                act.x_max.fill_(value * k)
+            shrunk[model].append(evaluate(qmodel, train, torch.device("cpu"))[0])
     return rows, shrunk
 
 
