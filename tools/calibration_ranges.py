@@ -1,6 +1,6 @@
 """Why noise calibrates the digits CNNs about as well as real images at W3A3: the ranges.
 
-    python tools/calibration_ranges.py [--bits 3 | 8w3a | ...]
+    python tools/calibration_ranges.py [--bits 3 | 8w3a | ...] [--models resnet20-digits-t1,...]
 
 The shared quantizer calibrates the *quantized* network (GDFQ family: every forward of the
 calibration window already runs on quantized weights and ranges), and each range is an EMA
@@ -32,8 +32,10 @@ from dfqbench.quant import calibrating, quant_acts
 from dfqbench.quant.settings import QuantSettings
 from dfqbench.registry import load_registry
 from dfqbench.session import Session
+from dfqbench_suites import DIGITS_CNNS, DIGITS_TEACHERS
 
 BATCHES, BATCH_SIZE = 32, 64
+MODELS = tuple(DIGITS_CNNS)
 SHRINK = (0.9, 0.8, 0.7)
 
 
@@ -55,7 +57,7 @@ def thirds(ranges: list[float], reference: list[float]) -> tuple[float, float]:
     return statistics.geometric_mean(ratios[:third]), statistics.geometric_mean(ratios[-third:])
 
 
-def measure(bits: tuple[int, int]) -> tuple[list[dict], dict[str, list[float]]]:
+def measure(bits: tuple[int, int], models: tuple[str, ...] = MODELS) -> tuple[list[dict], dict[str, list[float]]]:
     """Rows (model, calibration set, network, x_max ratio of the first and last third of the
     sites, train top-1), and per model the train top-1 of real images' ranges × :data:`SHRINK`."""
     session = Session(load_registry(), torch.device("cpu"), eval_split="train")
@@ -65,7 +67,7 @@ def measure(bits: tuple[int, int]) -> tuple[list[dict], dict[str, list[float]]]:
     order = torch.randint(0, len(train), (BATCHES, BATCH_SIZE), generator=draws)
     real = [torch.stack([train[int(i)][0] for i in idx]) for idx in order]
     rows, shrunk = [], {}
-    for model in ("resnet20-digits", "mobilenetv2-digits"):
+    for model in models:
         teacher = session.teacher("digits", model, {}).module
         qmodels = {(name, mode): calibrated(teacher, batches, bits, mode) for name, batches in (("real", real), ("noise", noise)) for mode in ("fp", "quantized")}
         reference = x_max(qmodels["real", "fp"])
@@ -86,7 +88,12 @@ def measure(bits: tuple[int, int]) -> tuple[list[dict], dict[str, list[float]]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bits", default="3", help="one entry as for dfqbench run --bits: 3 = W3A3, 8w3a = W8A3")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma list of digits CNNs, e.g. the digits-teachers suite's")
     args = parser.parse_args()
+    models = tuple(args.models.split(","))
+    unknown = [m for m in models if m not in DIGITS_CNNS and m not in DIGITS_TEACHERS]
+    if unknown:
+        parser.error(f"unknown --models entry {unknown[0]!r}; valid: {', '.join([*DIGITS_CNNS, *DIGITS_TEACHERS])}")
     try:
         entries = parse_bits(args.bits)
     except DfqError as exc:
@@ -94,7 +101,7 @@ def main() -> None:
     if len(entries) != 1:
         parser.error(f"--bits takes one entry, got {args.bits!r}")
     (w_bits, a_bits), = entries
-    rows, shrunk = measure((w_bits, a_bits))
+    rows, shrunk = measure((w_bits, a_bits), models)
     print(f"W{w_bits}A{a_bits}; x_max relative to real images on the FP network: first / last third of the sites\n")
     print("| model | calibration set | calibrated on | x_max ratio | train top-1 |\n|---|---|---|---|---|")
     for r in rows:
