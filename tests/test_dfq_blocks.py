@@ -66,6 +66,35 @@ def test_bn_inputs_refuse_a_stale_capture():
         gdfq_bns_loss(hooks)
 
 
+def test_bn_inputs_pair_each_layer_with_its_own_input_when_call_order_differs():
+    from dfqbench.models.cifar_resnet import CIFARResNet
+
+    torch.manual_seed(0)
+    model = CIFARResNet(in_channels=1, num_classes=10, depth=8, widths=(2, 4, 8)).eval()
+    layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    for layer in layers:  # distinct statistics per layer, so a mix-up shows in the loss
+        layer.running_mean.uniform_(-1, 1)
+        layer.running_var.uniform_(0.5, 2)
+    seen, call_order = {}, []
+
+    def record(module, args):
+        seen[module] = args[0]
+        call_order.append(module)
+
+    handles = [layer.register_forward_pre_hook(record) for layer in layers]
+    x = torch.randn(4, 1, 8, 8)
+    hooks = captured(model, x)
+    for handle in handles:
+        handle.remove()
+    assert call_order != layers  # the downsampling units call their identity conv first
+    assert all(torch.equal(inp, seen[layer]) for inp, layer in hooks.pairs())
+    expected = torch.stack([
+        F.mse_loss(seen[m].mean((0, 2, 3)), m.running_mean) + F.mse_loss(seen[m].var((0, 2, 3), unbiased=False), m.running_var)
+        for m in layers
+    ]).mean()  # fmt: skip
+    assert gdfq_bns_loss(hooks).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_kl_conventions_hand_computed_and_against_torch():
     q = torch.tensor([[0.0, 0.0]])
     t = torch.tensor([[math.log(3.0), 0.0]])

@@ -3,11 +3,19 @@
 :class:`BNInputs` captures the input of every ``BatchNorm2d`` of the teacher at each
 forward. ZeroQ hooks the conv outputs paired by order with the BN layers; in conv→BN
 networks (the pytorchcv ResNets and MobileNetV2 the reference codes use) those are the
-same tensors, so hooking the BN inputs directly gives the same loss without relying on
-module order.
+same tensors, so hooking the BN inputs directly gives the same loss.
+
+Each input is kept in its own layer's slot, never in a list in call order: a pytorchcv
+ResNet unit that downsamples computes its identity convolution *before* its body although
+the body's layers are registered first, so call order and module order disagree there.
+Until 2026-12-06 the inputs were zipped with the layers by call order, which paired the
+three BN layers of every downsampling unit with each other's statistics (both ResNet-20s,
+the ImageNet ResNets; not MobileNetV2, whose shortcuts have no convolution).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 from torch import nn
@@ -16,31 +24,36 @@ from dfqbench.precision import upcast
 
 
 class BNInputs:
-    """Context manager: ``inputs`` holds each BN layer's input of the latest forward."""
+    """Context manager: ``inputs[i]`` is the input of ``layers[i]`` (module order) in the
+    latest forward."""
 
     def __init__(self, model: nn.Module):
         self.layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-        self.inputs: list[torch.Tensor] = []
+        self.clear()
         self._handles: list = []
 
-    def _capture(self, module: nn.Module, args: tuple) -> None:
-        self.inputs.append(upcast(args[0]))  # statistics in fp32 under --precision bf16 too
+    def _capture(self, index: int, module: nn.Module, args: tuple) -> None:
+        self.inputs[index] = upcast(args[0])  # statistics in fp32 under --precision bf16 too
+        self._captures += 1
 
     def __enter__(self) -> BNInputs:
-        self._handles = [layer.register_forward_pre_hook(self._capture) for layer in self.layers]
+        self._handles = [layer.register_forward_pre_hook(partial(self._capture, i)) for i, layer in enumerate(self.layers)]
         return self
 
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
             handle.remove()
-        self._handles, self.inputs = [], []
+        self._handles = []
+        self.clear()
 
     def clear(self) -> None:
-        self.inputs = []
+        self.inputs: list[torch.Tensor | None] = [None] * len(self.layers)
+        self._captures = 0
 
     def pairs(self) -> list[tuple[torch.Tensor, nn.BatchNorm2d]]:
-        if len(self.inputs) != len(self.layers):
-            raise RuntimeError(f"captured {len(self.inputs)} BN inputs for {len(self.layers)} BN layers; call clear() before each forward")
+        """(input, layer) of every BN layer; a layer called twice or never since :meth:`clear` is refused."""
+        if self._captures != len(self.layers) or any(x is None for x in self.inputs):
+            raise RuntimeError(f"captured {self._captures} BN inputs for {len(self.layers)} BN layers; call clear() before each forward")
         return list(zip(self.inputs, self.layers, strict=True))
 
 
