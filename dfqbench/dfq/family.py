@@ -66,13 +66,16 @@ class GeneratorMethod(Method):
         """The bit-widths share one generator where its loss never sees the student."""
         return not self.Game.student_in_generator_step
 
-    def quantize(self, teacher, qmodel, task, config, ctx):
+    def game(self, teacher: nn.Module, task: Task, config: Any, ctx: Any) -> ConditionalGame:
+        """The method's game on a fresh generator (``game.generator``)."""
         generator = self.generator(teacher, task, config, ctx).to(ctx.device)
-        game = self.Game(generator, task.num_classes, config)
-        return train_with_generator(teacher, qmodel, generator, game, config, ctx, self.description)
+        return self.Game(generator, task.num_classes, config)
+
+    def quantize(self, teacher, qmodel, task, config, ctx):
+        game = self.game(teacher, task, config, ctx)
+        return train_with_generator(teacher, qmodel, game.generator, game, config, ctx, self.description)
 
     def quantize_jointly(self, teacher, qmodels, tasks, config, contexts):
-        generator = self.generator(teacher, tasks[0], config, JointContext(contexts)).to(contexts[0].device)
-        game = self.Game(generator, tasks[0].num_classes, config)
+        game = self.game(teacher, tasks[0], config, JointContext(contexts))
         description = f"{self.description} ×{len(qmodels)} bit-widths"
-        return train_students_with_generator(teacher, qmodels, generator, game, config, contexts, description)
+        return train_students_with_generator(teacher, qmodels, game.generator, game, config, contexts, description)

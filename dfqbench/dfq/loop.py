@@ -130,7 +130,7 @@ def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 def train_with_generator(
     teacher: nn.Module,
     qmodel: nn.Module,
-    generator: nn.Module,
+    generator: nn.Module | None,
     game: Game,
     cfg: LoopConfig,
     ctx: RunContext,
@@ -154,7 +154,7 @@ class _Student:
 def train_students_with_generator(
     teacher: nn.Module,
     qmodels: list[nn.Module],
-    generator: nn.Module,
+    generator: nn.Module | None,
     game: Game,
     cfg: LoopConfig,
     contexts: list[RunContext],
@@ -163,12 +163,15 @@ def train_students_with_generator(
     """The loop for one or more quantized models (one per bit-width, each logging to its own
     context) on one generator. A model whose metrics turn non-finite drops out with its
     :class:`~dfqbench.errors.Diverged`, returned in its place; the others go on as they would
-    alone."""
+    alone. Without a generator (a reference whose game draws real images) there is no
+    generator step and the teacher's forward keeps no graph."""
     if game.student_in_generator_step and len(qmodels) > 1:
         raise ValueError("this game's generator loss needs the student: its bit-widths cannot share a generator")
     teacher.eval()
-    generator.train()
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
+    opt_g = None
+    if generator is not None:
+        generator.train()
+        opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=tuple(cfg.betas_g))
     students = [
         _Student(
             qmodel.eval(),
@@ -184,7 +187,8 @@ def train_students_with_generator(
             active = [s for s in students if s.diverged is None]
             if not active:
                 break
-            _set_lr(opt_g, multistep_lr(cfg.lr_g, epoch, tuple(cfg.milestones_g), cfg.lr_decay))
+            if opt_g is not None:
+                _set_lr(opt_g, multistep_lr(cfg.lr_g, epoch, tuple(cfg.milestones_g), cfg.lr_decay))
             calibrate, train_student = epoch < cfg.calib_epochs, epoch >= cfg.warmup_epochs
             for student in active:
                 _set_lr(student.optimizer, multistep_lr(cfg.lr_s, epoch, tuple(cfg.milestones_s), cfg.lr_decay))
@@ -195,14 +199,16 @@ def train_students_with_generator(
                 sample = game.sample(cfg.batch_size, contexts[0].device)
                 images = game.generate(sample)
                 bn.clear()
-                teacher_logits = teacher(images)
-                student_in_g = active[0].model(images) if game.student_in_generator_step else None
-                g_terms = game.generator_loss(sample, teacher_logits, bn, student_in_g)
-                opt_g.zero_grad(set_to_none=True)
-                g_terms["loss"].backward()
-                opt_g.step()
-                for name, value in g_terms.items():
-                    g_sums[f"g_{name}"] += value.detach()
+                with torch.set_grad_enabled(opt_g is not None):
+                    teacher_logits = teacher(images)
+                if opt_g is not None:
+                    student_in_g = active[0].model(images) if game.student_in_generator_step else None
+                    g_terms = game.generator_loss(sample, teacher_logits, bn, student_in_g)
+                    opt_g.zero_grad(set_to_none=True)
+                    g_terms["loss"].backward()
+                    opt_g.step()
+                    for name, value in g_terms.items():
+                        g_sums[f"g_{name}"] += value.detach()
                 if calibrate or train_student:
                     for student in active:
                         _student_step(student, game, sample, images.detach(), teacher_logits.detach(), train_student)

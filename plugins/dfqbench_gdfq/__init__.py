@@ -1,4 +1,4 @@
-"""GDFQ (Xu et al., ECCV 2020) as a dfqbench plugin."""
+"""GDFQ (Xu et al., ECCV 2020) as a dfqbench plugin, with its real-data reference."""
 
 from dfqbench.api import CNN, MethodInfo, hookimpl
 
@@ -13,5 +13,13 @@ def dfqbench_methods():
             families=(CNN,),
             impl="dfqbench_gdfq.method:GDFQ",
             year=2020,
-        )
+        ),
+        MethodInfo(
+            name="real-kd",
+            display_name="Real-KD",
+            paper="reference: GDFQ's quantized-model training (loss, schedule, budget) on real training images",
+            families=(CNN,),
+            impl="dfqbench_gdfq.real:RealKD",
+            data_free=False,
+        ),
     ]
