@@ -17,7 +17,7 @@ def one_line_error(result):
     "args, expected",
     [
         (["--suite", "cifar1000"], "unknown suite 'cifar1000'; valid choices: cifar10, cifar100, digits, digits-teachers, imagenet, imagenet-vit"),
-        (["--methods", "noise,gdfqq"], "unknown method 'gdfqq'; valid choices: adadfq, gdfq, noise, psaqvit, psaqvit-v2, qimera, real-calib, zaq, zeroq"),
+        (["--methods", "noise,gdfqq"], "unknown method 'gdfqq'; valid choices: adadfq, gdfq, noise, psaqvit, psaqvit-v2, qimera, real-calib, real-kd, zaq, zeroq"),
         (["--models", "resnet99"], "unknown model 'resnet99' in suite 'digits'; valid choices: mobilenetv2-digits, resnet20-digits, vit-digits"),
         (["--bits", "0"], "bad --bits entry '0': bit-width 0 is out of range; valid: integers in 2..16"),
         (["--bits", "33"], "bad --bits entry '33': bit-width 33 is out of range"),

@@ -105,6 +105,29 @@ def test_student_in_generator_step_is_forwarded_twice_per_iteration():
     assert {int(act.num_updates) for _, act in quant_acts(student)} == {4}
 
 
+def test_without_a_generator_the_student_trains_on_the_games_images():
+    """The real-data reference: no generator step, the student distilled on the images the
+    game draws (here a fixed set, so the images the teacher saw can be checked)."""
+    from dfqbench_gdfq.method import GDFQConfig
+    from dfqbench_gdfq.real import RealImagesGame
+
+    torch.manual_seed(0)
+    images, labels = torch.randn(5, 1, 8, 8), torch.arange(5)
+    train = torch.utils.data.TensorDataset(images, labels)
+    teacher = CIFARResNet(1, 10, 8, (4, 8)).eval().requires_grad_(False)
+    student = wrap(teacher, 4, 4, QuantSettings())
+    seen = []
+    teacher.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+    cfg = GDFQConfig(epochs=2, iters_per_epoch=3, batch_size=4, warmup_epochs=1, calib_epochs=1, lr_s=0.1)
+    before = student.output.weight.detach().clone()
+    ctx = RunContext(TASK, torch.device("cpu"), 0, "smoke")
+    train_with_generator(teacher, student, None, RealImagesGame(train, 10, cfg), cfg, ctx, "test")
+    assert len(seen) == 6 and all(not x.requires_grad for x in seen)
+    assert all(any(torch.equal(row, image) for image in images) for x in seen for row in x)
+    assert not torch.equal(before, student.output.weight)
+    assert not any(name.startswith("g_") for name in ctx.metrics) and ctx.metrics["s_kd"]["count"] == 2
+
+
 def joint_setup(bits, poisoned=()):
     """A teacher, its quantized copies at ``bits`` (those in ``poisoned`` with a NaN BN
     weight: they diverge at their first logged epoch) and a generator, seeded apart."""
