@@ -232,7 +232,7 @@ def paper_tables(summary: pd.DataFrame, layout: Layout = Layout()) -> list[Paper
             rows.append(cells)
         notes = [layout.note]
         if any("†" in v for v in labels.values()):
-            notes.append("† not data-free: a reference calibrated on real training images, never bold.")
+            notes.append("† not data-free: a reference that reads real training images, never bold.")
         seeds = sorted({int(s) for ss in table["seeds"] for s in ss.split(",")})
         versions = sorted({v for vs in table["versions"] for v in vs.split(",")})
         out.append(

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from dfqbench.dfq.bn_stats import BNInputs, zeroq_bns_loss
-from dfqbench.records import RecordStore
+from dfqbench.records import RecordStore, latest
 from dfqbench.registry import load_registry
 from dfqbench.session import Session
 
@@ -28,7 +28,7 @@ RECORDS = Path(__file__).resolve().parents[1] / "results" / "digits" / "records.
 def distilled_losses(model: str) -> list[float]:
     losses = {
         r["metrics"]["distill_loss"]["last"]
-        for r in RecordStore(RECORDS).read()
+        for r in latest(RecordStore(RECORDS).read())  # the records the tables count
         if r["cell"]["method"] == "zeroq" and r["cell"]["model"] == model and r["status"] == "ok"
     }
     return sorted(losses)  # one distilled batch per seed, shared by its bit-widths
