@@ -173,6 +173,7 @@ def test_documented_commands_made_the_committed_records(cli, document, args, mon
 @pytest.mark.parametrize(
     "method, model, bits",
     [("noise", "resnet20-digits", "3"), ("zeroq", "resnet20-digits", "3"), ("noise", "vit-digits", "3"),
+     ("real-kd", "resnet20-digits", "3"),  # GDFQ's training loop without its generator: 20 s
      # the training loops, a minute or less each; GDFQ's three bit-widths trained jointly
      pytest.param("gdfq", "resnet20-digits", "3,4,5", marks=pytest.mark.slow),
      pytest.param("psaqvit-v2", "vit-digits", "4", marks=pytest.mark.slow)],
