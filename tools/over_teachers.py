@@ -73,7 +73,7 @@ def markdown(rows: pd.DataFrame, baseline: str) -> str:
         f"Top-1 (%) minus {baseline}'s with the same teacher and seed (seeds 0, 1, 2), budget `default`: the mean per teacher, then"
         f" the mean ± std over all (teacher, seed) pairs and the number of pairs above {baseline}; {baseline}'s own row gives its"
         " top-1. Teacher 0 is the shipped one (`results/digits/`); teachers 1 and 2 are the same recipe with recipe seeds 1 and 2"
-        " (`digits-teachers`). Real-calib is not data-free: a reference calibrated on real training images."
+        " (`digits-teachers`). Real-calib and Real-KD are not data-free: references that read real training images."
     )
     return f"### Differences to {baseline} over teacher instances · Suite `digits`, `digits-teachers`\n\n{out.to_markdown(index=False)}\n\n{note}\n"
 
