@@ -1,11 +1,12 @@
 """Real-KD: GDFQ with its generator replaced by the real training set — the reference for
-what the family's fine-tuning can reach at the same budget when the data is perfect.
+what the family's fine-tuning can reach at the same budget on real data.
 
 Everything but the images is GDFQ's (:mod:`dfqbench_gdfq.method`): its configuration and
 budget rule (student LR, schedule, batch, calibration window), its student loss
 (α·T²·KL_mean + CE on the images' true labels) and the quantized model in eval mode. Each
 batch is drawn uniformly, with replacement, from the training split; there is no data
-augmentation and no generator step. It is **not data-free**: its records are marked as a
+augmentation and no generator step (the recorded config is GDFQ's, its generator's fields
+unused). It is **not data-free**: its records are marked as a
 reference and never ranked. A data-free method's gap to it is what its data costs; a cell
 where it does not beat ``noise`` either is one that fine-tuning at this budget cannot lift.
 """
