@@ -15,20 +15,17 @@ prints.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 
 import torch
 
 from dfqbench import overrides
 from dfqbench.bits import parse_bits
+from dfqbench.cli import parse_seeds
+from dfqbench.errors import DfqError
 from dfqbench.plan import make_plan
 from dfqbench.registry import load_registry
 from dfqbench.session import Session
-
-
-def seed_list(text: str) -> list[int]:
-    return [int(token) for token in text.split(",")]
 
 
 def entry(records: list[dict]) -> str:
@@ -48,20 +45,29 @@ def main() -> None:
     parser.add_argument("candidates", nargs="+", help="FIELD=VALUE;FIELD=VALUE changes of the default config")
     parser.add_argument("--models", default="resnet20-digits,mobilenetv2-digits")
     parser.add_argument("--bits", default="3,4")
-    parser.add_argument("--seeds", type=seed_list, default=[0], help="comma list of seeds")
+    parser.add_argument("--seeds", default="0", help="comma list of seeds")
+    parser.add_argument("--check", action="store_true", help="check the arguments and candidates, run nothing")
     args = parser.parse_args()
     reg = load_registry()
+    try:  # every candidate is checked (fields, types, values) before the first run
+        bits, seeds = parse_bits(args.bits), parse_seeds(args.seeds)
+        plans = {
+            (model, candidate): make_plan(reg, "digits", [args.method], [model], bits, seeds, "default",
+                                          changes=overrides.parse([f"{args.method}.{c}" for c in candidate.split(";")]))
+            for model in args.models.split(",")
+            for candidate in args.candidates
+        }  # fmt: skip
+    except DfqError as exc:
+        parser.error(str(exc))
+    if args.check:
+        return
     session = Session(reg, torch.device("cpu"), eval_split="train")
-    bits = parse_bits(args.bits)
     rows = []
-    for model in args.models.split(","):
-        cells = make_plan(reg, "digits", [args.method], [model], bits, args.seeds, "default").cells
-        for candidate in args.candidates:
-            changes = overrides.parse([f"{args.method}.{c}" for c in candidate.split(";")])[args.method]
-            records = [session.run(dataclasses.replace(cell, config={**cell.config, **changes})) for cell in cells]
-            accs = [entry([r for r in records if (r["cell"]["w_bits"], r["cell"]["a_bits"]) == wa]) for wa in bits]
-            rows.append(f"| {args.method} | {model} | `{candidate}` | {' | '.join(accs)} |")
-            print(rows[-1], flush=True)
+    for (model, candidate), plan in plans.items():
+        records = [session.run(cell) for cell in plan.cells]
+        accs = [entry([r for r in records if (r["cell"]["w_bits"], r["cell"]["a_bits"]) == wa]) for wa in bits]
+        rows.append(f"| {args.method} | {model} | `{candidate}` | {' | '.join(accs)} |")
+        print(rows[-1], flush=True)
     header = " | ".join(f"{w}w{a}a train top-1" for w, a in bits)
     print(f"\n| method | model | change | {header} |\n|---|---|---|{'---|' * len(bits)}\n" + "\n".join(rows))
 

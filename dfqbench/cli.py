@@ -33,7 +33,8 @@ def _split(text: str, option: str, valid: str) -> list[str]:
     return list(dict.fromkeys(tokens))
 
 
-def _parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: a comma list of seeds, repeats dropped (also used by the bench scripts)."""
     valid = f"integers from 0 to {MAX_SEED}, such as 0,1,2"
     seeds = []
     for token in _split(text, "seeds", valid):
@@ -158,7 +159,7 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
         method_names,
         _split(models, "models", ", ".join(suite_models)) if models is not None else None,
         parse_bits(bits if bits is not None else ",".join(suite_info.bits)),
-        _parse_seeds(seeds),
+        parse_seeds(seeds),
         budget,
         quantizer,
         overrides.parse(assignments),

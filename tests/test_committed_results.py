@@ -8,6 +8,7 @@ a record of every cell it plans: the documented commands are the ones that made 
 
 import importlib.util
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -130,6 +131,42 @@ def test_documented_run_commands_are_accepted(cli, example_plugin, document, com
             args[i + 1] = f"{model}={tmp_path / Path(path).name}"
     res = cli("run", *args, "--dry-run", "--results", str(tmp_path / "results"))
     assert res.code == 0, f"{document.relative_to(ROOT)}: dfqbench run {command}\n{res.err}"
+
+
+TUNE_SCRIPT = ROOT / "bench" / "tune_reduced_budget.py"
+
+
+def documented_tune_commands():
+    """``(document, arguments)`` of every ``bench/tune_reduced_budget.py`` in a code block or
+    inline code (which may wrap) of the guides."""
+    script = "bench/tune_reduced_budget.py "
+    for document in GUIDES:
+        text = document.read_text()
+        blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, re.S)
+        lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+        prose = re.sub(r"```.*?```", "", text, flags=re.S)
+        inline = [" ".join(code.split()) for code in re.findall(r"`([^`]*)`", prose)]
+        for line in lines + inline:
+            if script in line:
+                yield document, line.split(script, 1)[1].strip()
+
+
+TUNE_COMMANDS = list(documented_tune_commands())
+
+
+@pytest.mark.parametrize("document, command", TUNE_COMMANDS, ids=[f"{d.relative_to(ROOT)}:{i}" for i, (d, _) in enumerate(TUNE_COMMANDS)])
+def test_documented_budget_tuning_commands_are_accepted(document, command, monkeypatch):
+    """The candidates the README's budget tables come from still name fields and values the
+    configs accept (``--check`` builds every plan and runs nothing)."""
+    monkeypatch.setattr(sys, "argv", [str(TUNE_SCRIPT), *shlex.split(command), "--check"])
+    try:
+        runpy.run_path(str(TUNE_SCRIPT), run_name="__main__")
+    except SystemExit as exc:
+        pytest.fail(f"{document.relative_to(ROOT)}: bench/tune_reduced_budget.py {command} exits {exc.code}")
+
+
+def test_the_documents_give_budget_tuning_commands():
+    assert len(TUNE_COMMANDS) >= 10
 
 
 def _with_committed_results(command: str) -> list[str] | None:
