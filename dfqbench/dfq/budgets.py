@@ -8,7 +8,10 @@ rather than its proportions:
 * a generator-only warm-up that is also the activation-calibration window (the paper's
   calibration spans 800 iterations; scaled by the epoch ratio it would be 50, far too few
   for the generator to produce images worth calibrating on — measured on digits: W3A3 83
-  vs 89 with a 200-iteration window);
+  vs 89 with a 200-iteration window). The paper's full 800 iterations (16 epochs, the
+  student phase unchanged) lift GDFQ further on the training split, Qimera a little and
+  AdaDFQ not at all (README, "Budgets of the methods"); not adopted until every record of
+  the family is remade under it;
 * then the student phase, with the paper's LR milestones kept at the same positions
   *within that phase* (so the student still trains at its base LR for the first quarter);
 * a batch of 64, or the paper's where that is smaller: a reduced budget never grows a
