@@ -181,11 +181,13 @@ def test_real_sigint_stops_cleanly(probes, tmp_path, executor, stop, code):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     path = tmp_path / "digits" / "records.jsonl"
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # a Ray cluster starts slowly on a loaded 2-core machine
     while time.time() < deadline and not (path.exists() and path.read_text().strip()):
         time.sleep(0.2)
+    started = path.exists() and bool(path.read_text().strip())
     proc.send_signal(stop)
     out, err = proc.communicate(timeout=60)
+    assert started, "no cell had finished within 300 s: the machine is too slow for this test"
     assert proc.returncode == code, err
     assert "Traceback" not in err and "interrupted: completed cells are kept" in err
     assert (tmp_path / "digits" / "table.md").exists()
