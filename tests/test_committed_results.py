@@ -97,14 +97,20 @@ def test_quoted_numbers_stand_in_committed_tables(document):
     assert [r for r in rows if r not in lines] == [], f"{document} quotes table rows that no committed table holds"
 
 
+def code_lines(text: str) -> list[str]:
+    """The lines of a guide's code blocks (continuations joined), then its inline code spans
+    (a span that wraps over lines made one line)."""
+    blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, re.S)
+    lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    return lines + [" ".join(code.split()) for code in re.findall(r"`([^`]*)`", prose)]
+
+
 def documented_run_commands():
     """``(document, arguments)`` of every ``dfqbench run`` in a code block or inline code of
     the guides, the synopsis left out."""
     for document in GUIDES:
-        text = document.read_text()
-        blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, re.S)
-        lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
-        for line in lines + re.findall(r"`([^`\n]*dfqbench run [^`]*)`", text):
+        for line in code_lines(document.read_text()):
             for part in re.split(r"&&|;", line.split("#")[0]):
                 found = re.search(r"dfqbench run (.+)", part)
                 if found and not found.group(1).lstrip().startswith("["):
@@ -138,15 +144,10 @@ TUNE_SCRIPT = ROOT / "bench" / "tune_reduced_budget.py"
 
 def documented_tune_commands():
     """``(document, arguments)`` of every ``bench/tune_reduced_budget.py`` in a code block or
-    inline code (which may wrap) of the guides."""
+    inline code of the guides."""
     script = "bench/tune_reduced_budget.py "
     for document in GUIDES:
-        text = document.read_text()
-        blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, re.S)
-        lines = [line for block in blocks for line in block.replace("\\\n", " ").splitlines()]
-        prose = re.sub(r"```.*?```", "", text, flags=re.S)
-        inline = [" ".join(code.split()) for code in re.findall(r"`([^`]*)`", prose)]
-        for line in lines + inline:
+        for line in code_lines(document.read_text()):
             if script in line:
                 yield document, line.split(script, 1)[1].strip()
 
