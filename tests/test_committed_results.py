@@ -170,6 +170,17 @@ def test_the_documents_give_budget_tuning_commands():
     assert len(TUNE_COMMANDS) >= 10
 
 
+@pytest.mark.parametrize("args, message", [(["gdfq", "lr_x=1"], "unknown field 'lr_x' of gdfq"),
+                                           (["gdfq", "lr_s=abc"], "gdfq.lr_s: 'abc' is not a finite number"),
+                                           (["gdfq", "lr_s=1e-3", "--seeds", "0,a"], "bad --seeds entry 'a'")])  # fmt: skip
+def test_the_tuning_script_refuses_a_bad_candidate_in_one_line(args, message, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", [str(TUNE_SCRIPT), *args, "--check"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(TUNE_SCRIPT), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err and "Traceback" not in err
+
+
 def _with_committed_results(command: str) -> list[str] | None:
     """The arguments of a documented command of the digits suites, its ``--results`` made
     absolute (default: ``results/``); None for commands of other suites or third-party methods."""
