@@ -31,7 +31,7 @@ def test_reduced_budgets_keep_the_schedule_fractions():
     assert (default.epochs, default.iters_per_epoch, default.batch_size) == (20, 50, 64)
     # warm-up = calibration window of 4 epochs, then the paper's milestones at 25/50/75 % of the student phase
     assert (default.warmup_epochs, default.calib_epochs, default.milestones_s) == (4, 4, (8, 12, 16))
-    assert default.lr_s == paper.lr_s * 10
+    assert default.lr_s == paper.lr_s  # the paper's student LR unless a method chose a factor
     assert scaled(paper, "paper") is paper
     imagenet = dataclasses.replace(paper, warmup_epochs=50, batch_size=16, milestones_s=(350, 400))
     assert scaled(imagenet, "default").milestones_s == (18, 20)  # the last decay is never reached, as in the paper

@@ -107,7 +107,7 @@ def test_reduced_student_lr_per_method_as_chosen_on_the_training_split():
     impls = {m: method_impl(reg.method(m).info) for m in ("gdfq", "qimera", "adadfq")}
     default = {m: impl.config(digits, "default") for m, impl in impls.items()}
     paper = {m: impl.config(digits, "paper") for m, impl in impls.items()}
-    assert {m: default[m].lr_s / paper[m].lr_s for m in impls} == pytest.approx({"gdfq": 10.0, "qimera": 0.3, "adadfq": 3.0})
+    assert {m: default[m].lr_s / paper[m].lr_s for m in impls} == pytest.approx({"gdfq": 1.0, "qimera": 0.3, "adadfq": 3.0})
     # AdaDFQ keeps its paper batch (training split, README)
     assert {m: c.batch_size for m, c in default.items()} == {"gdfq": 64, "qimera": 64, "adadfq": 16}
 

@@ -157,6 +157,15 @@ def test_cnn_methods_skip_the_digits_vit(cli, example_plugin, tmp_path):
     assert {r["cell"]["model"] for r in records(tmp_path)} == {"resnet20-digits", "mobilenetv2-digits"}
 
 
+def test_v2_student_lr_is_the_training_split_choice_on_digits_and_the_invented_one_at_full_budget():
+    from dfqbench.api import Task
+    from dfqbench_psaqvit.v2 import PSAQViTV2
+
+    digits = Task("digits", "digits", "vit-digits", "vit", 10, (1, 8, 8), (0.0,), (1.0,), 4, 4)
+    assert PSAQViTV2().config(digits, "default").student_lr == 1e-4  # docs/vit.md: the 3-seed check
+    assert PSAQViTV2().config(digits, "paper").student_lr == 1e-5
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["deit_tiny_patch16_224", "swin_tiny_patch4_window7_224"])
 def test_both_methods_run_on_timm_imagenet_architectures(name):
