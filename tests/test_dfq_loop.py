@@ -28,13 +28,14 @@ def test_multistep_lr_follows_the_reference_policy():
 def test_reduced_budgets_keep_the_schedule_fractions():
     paper = LoopConfig()
     default = scaled(paper, "default")
-    assert (default.epochs, default.iters_per_epoch, default.batch_size) == (20, 50, 64)
-    # warm-up = calibration window of 4 epochs, then the paper's milestones at 25/50/75 % of the student phase
-    assert (default.warmup_epochs, default.calib_epochs, default.milestones_s) == (4, 4, (8, 12, 16))
+    assert (default.epochs, default.iters_per_epoch, default.batch_size) == (32, 50, 64)
+    # warm-up = calibration window of the paper's 800 iterations (16 epochs of 50), then a
+    # student phase of 16 epochs with the paper's milestones at 25/50/75 % of it
+    assert (default.warmup_epochs, default.calib_epochs, default.milestones_s) == (16, 16, (20, 24, 28))
     assert default.lr_s == paper.lr_s  # the paper's student LR unless a method chose a factor
     assert scaled(paper, "paper") is paper
     imagenet = dataclasses.replace(paper, warmup_epochs=50, batch_size=16, milestones_s=(350, 400))
-    assert scaled(imagenet, "default").milestones_s == (18, 20)  # the last decay is never reached, as in the paper
+    assert scaled(imagenet, "default").milestones_s == (30, 32)  # the last decay is never reached, as in the paper
     assert scaled(imagenet, "default").batch_size == 16  # a reduced budget never grows the paper's batch
     smoke = scaled(imagenet, "smoke")
     assert (smoke.batch_size, smoke.warmup_epochs, smoke.epochs) == (8, 1, 2)
