@@ -108,7 +108,7 @@ def test_reduced_student_lr_per_method_as_chosen_on_the_training_split():
     default = {m: impl.config(digits, "default") for m, impl in impls.items()}
     paper = {m: impl.config(digits, "paper") for m, impl in impls.items()}
     assert {m: default[m].lr_s / paper[m].lr_s for m in impls} == pytest.approx({"gdfq": 10.0, "qimera": 0.3, "adadfq": 3.0})
-    # AdaDFQ keeps its paper batch (training split, README)
+    # AdaDFQ keeps its paper batch (training split, docs/budgets.md)
     assert {m: c.batch_size for m, c in default.items()} == {"gdfq": 64, "qimera": 64, "adadfq": 16}
 
 
@@ -126,7 +126,7 @@ def test_zaq_paper_and_reduced_configs():
     # epochs: the family's longer generator warm-up is not ZAQ's (it has none)
     assert default.epochs * default.iters_per_epoch * default.q_steps == 20 * 50
     assert (default.epochs, default.calib_epochs, default.milestones, default.batch_size) == (20, 4, (7, 13), 64)
-    assert default.lr_q == paper.lr_q  # chosen on the training split (README)
+    assert default.lr_q == paper.lr_q  # chosen on the training split (docs/budgets.md)
     assert dataclasses.replace(default, derived=False) == dataclasses.replace(default)
 
 

@@ -10,18 +10,17 @@ rather than its proportions:
   too few for the generator to produce images worth calibrating on (measured on digits:
   W3A3 83 vs 89 with a 200-iteration window). Until 2026-12-06 it was 200 iterations, after
   which GDFQ's generator still scored a teacher cross-entropy near ln 10 on its own labels;
-  the paper's 800 lift GDFQ and Qimera on the digits training split (README, "Budgets of
-  the methods");
+  the paper's 800 lift GDFQ and Qimera on the digits training split (docs/budgets.md);
 * then the student phase, with the paper's LR milestones kept at the same positions
   *within that phase* (so the student still trains at its base LR for the first quarter);
 * a batch of 64, or the paper's where that is smaller: a reduced budget never grows a
   batch. This matters for AdaDFQ (paper batch 16, whose entropy hinge normalises by the
   batch minimum): on the digits training split its paper batch beats 64 by a wide margin
-  (README);
+  (docs/budgets.md);
 * the paper's student LR, times the factor a method's training-split check chose where it
   chose one (``GeneratorMethod.student_lr_factor``: GDFQ ×10, Qimera ×0.3, AdaDFQ ×3). The
   reduced schedule gives the student ~100× fewer steps than the paper's, but a larger LR
-  does not simply make up for them; the README lists the measurements.
+  does not simply make up for them; docs/budgets.md lists the measurements.
 """
 
 from __future__ import annotations

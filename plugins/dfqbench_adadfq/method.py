@@ -104,7 +104,7 @@ class AdaDFQ(GeneratorMethod):
     Config = AdaDFQConfig
     Game = AdaDFQGame
     description = "AdaDFQ generator + student"
-    #: ×3 the paper LR in the reduced budgets, chosen on the digits training split (README):
+    #: ×3 the paper LR in the reduced budgets, chosen on the digits training split (docs/budgets.md):
     #: at its paper batch 16, which the reduced budgets keep, seed 0's mean 95.8 against 94.5
     #: for ×1 and 95.1 for 3e-4 at batch 64 (seeds 0-2: 96.15 against 95.87; 96.13 with the
     #: 800-iteration warm-up, where batch 64 is not eligible: a reduced budget never grows a batch);

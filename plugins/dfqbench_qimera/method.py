@@ -115,7 +115,7 @@ class Qimera(GeneratorMethod):
     Game = QimeraGame
     description = "Qimera generator + student"
     #: chosen on the digits training split by the best mean W3A3/W4A4 top-1 of both models:
-    #: seed 0 ×0.3 94.3, ×1 93.0, ×3 91.7, ×10 88.4; seeds 0-2 ×0.3 93.83 (README). Checked again
+    #: seed 0 ×0.3 94.3, ×1 93.0, ×3 91.7, ×10 88.4; seeds 0-2 ×0.3 93.83 (docs/budgets.md). Checked again
     #: with the 800-iteration warm-up: ×0.3 94.37, and ×1's ResNet-20 rows cap its mean at 94.20
     student_lr_factor = 0.3
 

@@ -107,7 +107,7 @@ def zaq_config(task: Task, budget: str) -> ZAQConfig:
     # student updates (epochs × iterations × q_steps) as epochs × iterations there. ZAQ has no
     # warm-up, so its milestones keep their fractions of the whole schedule. Its LR for the
     # quantized model is the paper's, chosen on the digits training split like the family's
-    # (README): the best mean over both models and W3A3/W4A4, against 0.01 and 0.001.
+    # (docs/budgets.md): the best mean over both models and W3A3/W4A4, against 0.01 and 0.001.
     reduced = ZAQ_REDUCED[budget]
     return ZAQConfig(
         epochs=reduced.epochs,
