@@ -4,9 +4,12 @@ A mean ± std per entry cannot say whether a method beats the naive baseline in 
 this table can. Each entry is the mean over seeds of the method's top-1 minus the baseline's
 with the same seed, followed by every seed's difference in seed order. A seed fixes each
 method's randomness on its own, so the pairing does not share noise between the two runs;
-it lists them side by side. Only seeds where both cells are ``ok`` and were made with the
-same teacher weights count. The baseline's own column shows its top-1 and its difference to
-the FP teacher: where it loses clearly is where the other methods have something to win.
+it lists them side by side. Where two or more seeds pair, the entry also gives the 95%
+confidence interval of the mean difference (Student's t over the seeds' differences, which
+are independent draws): an interval above 0 is a margin the seeds support, not one seed's
+luck. Only seeds where both cells are ``ok`` and were made with the same teacher weights
+count. The baseline's own column shows its top-1 and its difference to the FP teacher:
+where it loses clearly is where the other methods have something to win.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 
 from dfqbench import tables
 from dfqbench.errors import writing_tables
 from dfqbench.files import write_whole
 
 COLUMNS = tables.KEYS + ["top1_mean", "top1_std", "n_ok", "n_seeds", "n_paired", "paired_seeds", "deltas", "delta_mean", "delta_std",
-                         "delta_min", "fp_top1", "teacher_sha256", "data_free"]  # fmt: skip
+                         "delta_min", "delta_ci_low", "delta_ci_high", "fp_top1", "teacher_sha256", "data_free"]  # fmt: skip
 
 
 def seed_differences(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -33,6 +38,13 @@ def seed_differences(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
     base = ok.loc[ok["method"] == baseline, on + ["top1"]].rename(columns={"top1": "baseline_top1"})
     pairs = ok[ok["method"] != baseline].merge(base, on=on)
     return pairs.assign(delta=pairs["top1"] - pairs["baseline_top1"]).sort_values("seed", kind="stable")
+
+
+def confidence_half_width(std: pd.Series, n: pd.Series, level: float = 0.95) -> pd.Series:
+    """Half the width of the two-sided ``level`` Student-t interval of a mean of ``n``
+    samples with sample standard deviation ``std``; NaN below two samples."""
+    n = n.astype(float).where(n >= 2)
+    return student_t.ppf(0.5 + level / 2, n - 1) * std / np.sqrt(n)
 
 
 def summarize(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
@@ -51,6 +63,8 @@ def summarize(cells: pd.DataFrame, baseline: str) -> pd.DataFrame:
         )
         .reset_index()
     )
+    half = confidence_half_width(stats["delta_std"], stats["n_paired"])
+    stats = stats.assign(delta_ci_low=stats["delta_mean"] - half, delta_ci_high=stats["delta_mean"] + half)
     out = tables.summarize(cells).merge(stats, on=tables.KEYS, how="left").astype({"n_paired": "Int64"})
     with_baseline = out.groupby(tables.TABLE, sort=False)["method"].transform(lambda methods: (methods == baseline).any())
     return out[with_baseline.astype(bool)].reset_index(drop=True)
@@ -66,15 +80,17 @@ def layout(baseline: str, label: str) -> tables.Layout:
         each = ", ".join(tables.signed(d, 1) for d in row["deltas"])
         if row["n_paired"] < row["n_seeds"]:
             each += f"; seed{'s' if row['n_paired'] > 1 else ''} {row['paired_seeds'].replace(',', ', ')}"
-        return f"{tables.signed(row['delta_mean'], 2)} ({each})"
+        interval = "" if pd.isna(row["delta_ci_low"]) else f" [{tables.signed(row['delta_ci_low'], 1)}, {tables.signed(row['delta_ci_high'], 1)}]"
+        return f"{tables.signed(row['delta_mean'], 2)}{interval} ({each})"
 
     return tables.Layout(
         entry=entry,
         score="delta_mean",
         heading=f"Differences to {label}, seed by seed · ",
         note=(
-            f"Each entry: the mean over seeds of top-1 (%) minus {label}'s with the same seed and teacher, then each seed's"
-            f" difference in seed order (only seeds where both are ok count); the largest mean difference of a row in bold."
+            f"Each entry: the mean over seeds of top-1 (%) minus {label}'s with the same seed and teacher, its 95% confidence"
+            f" interval in brackets (Student's t over the seeds; two or more seeds), then each seed's difference in seed"
+            f" order (only seeds where both are ok count); the largest mean difference of a row in bold."
             f" {label}'s column: its top-1, mean ± std, and its difference to the FP teacher."
         ),
     )

@@ -1,6 +1,7 @@
 """Tables in the paper's layout, computed from hand-made records."""
 
 import pandas as pd
+import pytest
 
 from dfqbench import tables
 
@@ -179,15 +180,32 @@ def test_versus_lists_each_seeds_difference_to_the_baseline(tmp_path):
     assert pd.isna(summary.loc["noise", "n_paired"])
     (csv_path, md_path, tex_path), text = versus.write(recs, tmp_path, "noise")
     assert md_path.read_text() == text and md_path.name == "versus-noise.md"
-    assert r"\textbf{+20.00 (+20.0, +20.0, +20.0)}" in tex_path.read_text()  # the same table, for a paper
+    assert r"\textbf{+20.00 [+20.0, +20.0] (+20.0, +20.0, +20.0)}" in tex_path.read_text()  # the same table, for a paper
     assert text.startswith("### Differences to Noise, seed by seed · Suite `digits` · budget `default` · quantizer `gdfq` · seeds 0, 1, 2")
     row = next(l for l in text.splitlines() if l.startswith("| Digits"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # noise: its own top-1 and its drop from FP (98.5 − 72); the reference is never bold
     # qimera failed in every seed: nothing to pair
-    assert cells[3:] == ["72.00 ± 2.00 (−26.5)", "**+20.00 (+20.0, +20.0, +20.0)**", "–", "+10.00 (+10.0; seed 0)", "+29.00 (+29.0)"]
+    # one paired seed has no interval
+    assert cells[3:] == ["72.00 ± 2.00 (−26.5)", "**+20.00 [+20.0, +20.0] (+20.0, +20.0, +20.0)**", "–", "+10.00 (+10.0; seed 0)", "+29.00 (+29.0)"]
     csv = pd.read_csv(csv_path).set_index("method")
     assert csv.loc["gdfq", "deltas"] == "20.0000,20.0000,20.0000" and csv.loc["zeroq", "n_paired"] == 1
+
+
+def test_versus_gives_the_student_t_interval_of_the_mean_difference():
+    """Differences 1, 2, 3: mean 2, sample std 1, so the 95% interval is 2 ± t(0.975, 2)/√3 with
+    t(0.975, 2) = 4.3027 (a t table's two-sided 5% value for 2 degrees of freedom): it holds 0,
+    and the seeds do not support the margin although each of them is above the baseline."""
+    from dfqbench import versus
+
+    noise = [record("noise", s, 70.0, year=0, label="Noise") for s in range(3)]
+    method = [record("gdfq", s, 71.0 + s) for s in range(3)]
+    summary = versus.summarize(tables.frame(noise + method), "noise").set_index("method")
+    half = 4.3027 / 3**0.5
+    assert summary.loc["gdfq", "delta_ci_low"] == pytest.approx(2 - half, abs=1e-4)
+    assert summary.loc["gdfq", "delta_ci_high"] == pytest.approx(2 + half, abs=1e-4)
+    text = tables.markdown(summary.reset_index(), versus.layout("noise", "Noise"))
+    assert "**+2.00 [−0.5, +4.5] (+1.0, +2.0, +3.0)**" in text  # the row's largest mean: bold
 
 
 def test_versus_leaves_out_tables_without_the_baseline(tmp_path):
