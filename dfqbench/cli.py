@@ -316,7 +316,7 @@ def _describe(section: str, info) -> str:
     "--versus",
     metavar="METHOD",
     multiple=True,
-    help="Also write versus-METHOD.csv/.md/.tex: every method's top-1 minus METHOD's, seed by seed (e.g. `--versus noise`); repeatable.",
+    help="Also write versus-METHOD.csv/.md/.tex: every method's top-1 minus METHOD's, seed by seed, with the mean difference's 95% confidence interval (e.g. `--versus noise`); repeatable.",
 )
 def table(results, suite, compare, versus):
     """Regenerate table.csv, table.md and table.tex (and compare.*, versus-*) from the stored records."""
