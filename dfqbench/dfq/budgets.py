@@ -12,7 +12,8 @@ rather than its proportions:
   which GDFQ's generator still scored a teacher cross-entropy near ln 10 on its own labels;
   the paper's 800 lift GDFQ and Qimera on the digits training split (docs/budgets.md);
 * then the student phase, with the paper's LR milestones kept at the same positions
-  *within that phase* (so the student still trains at its base LR for the first quarter);
+  *within that phase* (CIFAR's first milestone, epoch 100 of 400 after a 4-epoch warm-up,
+  stays a quarter into the student phase; ImageNet's, after a 50-epoch warm-up, an eighth);
 * a batch of 64, or the paper's where that is smaller: a reduced budget never grows a
   batch. This matters for AdaDFQ (paper batch 16, whose entropy hinge normalises by the
   batch minimum): on the digits training split its paper batch beats 64 by a wide margin

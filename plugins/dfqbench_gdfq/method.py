@@ -10,7 +10,8 @@ Losses (GDFQ §3; the code's constants), in :class:`~dfqbench.dfq.family.LabelGu
 Deliberate deviations, applied to every method alike by the harness: the final model is
 reported (the reference keeps the best test-set epoch); activation ranges use the
 bias-corrected EMA (the reference's correction balloons early ranges; after its 800 updates
-both agree).
+both agree); the seed is the run's (the reference seeds with ``--id + 1``, so 2 in its
+scripts).
 """
 
 from __future__ import annotations
