@@ -64,19 +64,35 @@ class CountingGame:
         return {"loss": F.mse_loss(student_logits, teacher_logits)}
 
 
-def run_loop(cfg, student_in_g=False):
+def snapshot(module, keep=lambda name: True):
+    return {k: v.clone() for k, v in module.state_dict().items() if keep(k)}
+
+
+def differs(before, module):
+    return {k for k, v in module.state_dict().items() if k in before and not torch.equal(before[k], v)}
+
+
+def is_bn_statistic(name):
+    return name.endswith(("running_mean", "running_var", "num_batches_tracked"))
+
+
+def run_loop(cfg, student_in_g=False, states=None):
+    """``states`` (a dict), if given, receives the entries of the three models' state dicts
+    that the loop changed: ``teacher``, ``student_bn`` (BN statistics) and ``generator``."""
     torch.manual_seed(0)
     teacher = CIFARResNet(1, 10, 8, (4, 8)).eval().requires_grad_(False)
     student = wrap(teacher, 4, 4, QuantSettings())
     counts = {"teacher": 0, "student": 0}
     teacher.register_forward_hook(lambda *a: counts.__setitem__("teacher", counts["teacher"] + 1))
     student.register_forward_hook(lambda *a: counts.__setitem__("student", counts["student"] + 1))
-    before = {k: v.clone() for k, v in student.state_dict().items() if "weight" in k}
+    before = snapshot(student, lambda k: "weight" in k)
     game = CountingGame(GDFQGenerator(10, (1, 8, 8)), student_in_g)
+    teacher_before, bn_before, generator_before = snapshot(teacher), snapshot(student, is_bn_statistic), snapshot(game.generator)
     ctx = RunContext(TASK, torch.device("cpu"), 0, "smoke")
     train_with_generator(teacher, student, game.generator, game, cfg, ctx, "test")
-    changed = any(not torch.equal(before[k], v) for k, v in student.state_dict().items() if k in before)
-    return student, counts, changed, ctx
+    if states is not None:
+        states.update(teacher=differs(teacher_before, teacher), student_bn=differs(bn_before, student), generator=differs(generator_before, game.generator))
+    return student, counts, bool(differs(before, student)), ctx
 
 
 def test_calibration_window_then_frozen_and_no_student_step_in_warmup():
@@ -96,6 +112,17 @@ def test_student_trains_after_warmup_with_ranges_frozen():
     assert changed
     assert {int(act.num_updates) for _, act in quant_acts(student)} == {2}
     assert counts["student"] == 6
+
+
+def test_only_the_generator_and_the_students_weights_learn():
+    """Teacher and student run in eval mode, as in the reference: the teacher's BN statistics
+    are the BNS loss's targets, and the student keeps the FP model's."""
+    cfg = LoopConfig(epochs=3, iters_per_epoch=2, batch_size=8, warmup_epochs=1, calib_epochs=1, lr_s=0.1)
+    states = {}
+    _, _, changed, _ = run_loop(cfg, states=states)
+    assert changed and states["teacher"] == set() and states["student_bn"] == set()
+    # every parameter of the generator is updated, not only its BN statistics (train mode)
+    assert {name for name, _ in GDFQGenerator(10, (1, 8, 8)).named_parameters()} <= states["generator"]
 
 
 def test_student_in_generator_step_is_forwarded_twice_per_iteration():

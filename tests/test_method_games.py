@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import dfqbench.dfq.family as family
 import dfqbench_adadfq.method as adadfq
 from dfqbench.api import Task
 from dfqbench.models.cifar_resnet import CIFARResNet
@@ -55,6 +56,28 @@ def test_qimera_draws_one_kind_of_batch_with_probability_p():
 def np_log_softmax(z):
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def test_gdfq_family_losses_are_eq7_and_eq8_on_soft_labels(monkeypatch):
+    """GDFQ's two objectives as Qimera runs them on a boundary batch's soft labels ỹ."""
+    monkeypatch.setattr(family, "gdfq_bns_loss", lambda bn: torch.tensor(0.25))
+    cfg = dataclasses.replace(QimeraConfig(), temperature=4.0, alpha=0.5, bns_weight=0.3)
+    game = family.LabelGuidedGame(None, 4, cfg)
+    t = np.array([[2.0, 0.0, -1.0, 0.5], [0.0, 1.0, 0.0, 3.0], [1.0, 3.0, 0.0, 0.0]])
+    q = np.array([[0.0, 0.5, 0.0, 0.0], [0.2, 0.0, 0.1, 0.0], [1.0, -1.0, 0.0, 2.0]])
+    soft = np.array([[0.7, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.2, 0.0, 0.8, 0.0]])
+    sample = SimpleNamespace(targets=torch.from_numpy(soft).float())
+    # generator (GDFQ Eq. 7, Qimera Eq. 7): soft-CE(t, ỹ) + w·L_BNS
+    ce_t = -(soft * np_log_softmax(t)).sum(axis=1).mean()
+    g = game.generator_loss(sample, torch.from_numpy(t).float(), None, None)
+    assert g["loss"].item() == pytest.approx(ce_t + 0.3 * 0.25, rel=1e-5)
+    # student (GDFQ Eq. 8, Qimera Eq. 9): α·T²·KL(softmax(t/T) ‖ softmax(q/T)) averaged over
+    # the B·C elements, as nn.KLDivLoss() does, + soft-CE(q, ỹ)
+    log_pt, log_pq = np_log_softmax(t / 4.0), np_log_softmax(q / 4.0)
+    kd = 0.5 * 16 * (np.exp(log_pt) * (log_pt - log_pq)).mean()
+    ce_q = -(soft * np_log_softmax(q)).sum(axis=1).mean()
+    s = game.student_loss(sample, torch.from_numpy(q).float(), torch.from_numpy(t).float())
+    assert (s["loss"].item(), s["kd"].item(), s["ce"].item()) == pytest.approx((kd + ce_q, kd, ce_q), rel=1e-5)
 
 
 def test_adadfq_generator_loss_is_eq13_with_each_weight_in_its_place(monkeypatch):
