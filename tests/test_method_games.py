@@ -16,7 +16,7 @@ import dfqbench.dfq.family as family
 import dfqbench_adadfq.method as adadfq
 from dfqbench.api import Task
 from dfqbench.models.cifar_resnet import CIFARResNet
-from dfqbench.quant import QuantSettings, wrap
+from dfqbench.quant import QuantSettings, quant_acts, wrap
 from dfqbench_qimera.method import QimeraConfig, QimeraGame
 from dfqbench_zaq.method import ZAQ, ZAQConfig
 
@@ -101,17 +101,29 @@ def test_adadfq_generator_loss_is_eq13_with_each_weight_in_its_place(monkeypatch
     assert (out["ds"].item(), out["as"].item()) == pytest.approx((l_ds, l_as), rel=1e-5)
 
 
-def test_zaq_generator_steps_raise_the_discrepancy_the_student_steps_lower():
+ZAQ_TASK = Task("s", "digits", "r", "cnn", 10, (1, 8, 8), (0.5,), (0.5,), 4, 4)
+
+
+def zaq_teacher():
     torch.manual_seed(0)
-    teacher = CIFARResNet(1, 10, 20, (4, 8, 16)).eval()
-    task = Task("s", "digits", "r", "cnn", 10, (1, 8, 8), (0.5,), (0.5,), 4, 4)
+    return CIFARResNet(1, 10, 20, (4, 8, 16)).eval()
+
+
+def run_zaq(teacher, cfg):
+    """ZAQ on a fresh quantized copy of ``teacher``: (quantized model, per-epoch logs)."""
+    logs = []
+    torch.manual_seed(1)
+    qmodel = wrap(copy.deepcopy(teacher), 4, 4, QuantSettings())
+    ZAQ().quantize(teacher, qmodel, ZAQ_TASK, cfg, quiet_ctx(logs))
+    return qmodel, logs
+
+
+def test_zaq_generator_steps_raise_the_discrepancy_the_student_steps_lower():
+    teacher = zaq_teacher()
     cfg = ZAQConfig(epochs=4, iters_per_epoch=20, q_steps=1, batch_size=32, calib_epochs=1, bn_mode="eval", milestones=(100,))
 
     def student_loss_by_epoch(lr_q):
-        logs = []
-        torch.manual_seed(1)
-        ZAQ().quantize(teacher, wrap(copy.deepcopy(teacher), 4, 4, QuantSettings()), task, dataclasses.replace(cfg, lr_q=lr_q), quiet_ctx(logs))
-        return [epoch["q_loss"] for epoch in logs]
+        return [epoch["q_loss"] for epoch in run_zaq(teacher, dataclasses.replace(cfg, lr_q=lr_q))[1]]
 
     # the student frozen, the generator alone moves: it maximises L_out + α·SCRM
     frozen = student_loss_by_epoch(0.0)
@@ -119,3 +131,15 @@ def test_zaq_generator_steps_raise_the_discrepancy_the_student_steps_lower():
     # with the student's steps the same game ends far lower: they minimise it
     trained = student_loss_by_epoch(0.01)
     assert trained[-1] < 0.7 * frozen[-1], (trained, frozen)  # 0.492 when written
+
+
+def test_zaq_generator_loss_weights_each_term_and_ranges_freeze_after_the_window():
+    cfg = ZAQConfig(epochs=3, iters_per_epoch=2, q_steps=3, batch_size=8, calib_epochs=1, alpha=0.7, beta=0.05, milestones=(100,))
+    qmodel, logs = run_zaq(zaq_teacher(), cfg)
+    for epoch in logs:  # L_G = −L_out − α·SCRM − β·R, each term the G step's own (spec §1.3)
+        assert epoch["g_loss"] == pytest.approx(-epoch["out"] - 0.7 * epoch["feat"] - 0.05 * epoch["act_reg"], rel=1e-5)
+        assert epoch["act_reg"] > 0
+    # calibration sees the first epoch only: its q_steps student forwards and one generator-step
+    # forward per iteration; the ranges are frozen after it, not updated by every later forward
+    assert {int(act.num_updates) for _, act in quant_acts(qmodel)} == {2 * (3 + 1)}
+    assert not any(act.calibrating for _, act in quant_acts(qmodel))
