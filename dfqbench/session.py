@@ -8,6 +8,7 @@ record (``ok``, ``failed`` or ``diverged``); only Ctrl-C and bad user input esca
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import itertools
@@ -29,6 +30,7 @@ import dfqbench
 from dfqbench import precision, quant, source
 from dfqbench.api import load_object
 from dfqbench.context import RunContext, SharedWork
+from dfqbench.data.fence import fenced
 from dfqbench.errors import DfqError, Diverged
 from dfqbench.evaluate import evaluate
 from dfqbench.plan import Cell, make_task, method_impl, resolved_config
@@ -222,7 +224,8 @@ class Session:
         real_data = None if entry.info.data_free else (lambda split: self.split(first.dataset, split, first.data))
         contexts += [RunContext(task, self.device, first.seed, first.budget, self.display, self.shared, real_data, first.precision) for task in tasks]
         impl = method_impl(entry.info)
-        with precision.autocast(self.device, precision.check(first.precision, self.device)):
+        fence = fenced(entry.info.name) if entry.info.data_free else contextlib.nullcontext()
+        with fence, precision.autocast(self.device, precision.check(first.precision, self.device)):
             if len(cells) == 1:
                 return [impl.quantize(fp_model, qmodels[0], tasks[0], config, contexts[0])]
             results = list(impl.quantize_jointly(fp_model, qmodels, tasks, config, contexts))

@@ -355,17 +355,36 @@ class TestDataFree:
         from dfqbench_probes import methods
 
         methods.SEEN.clear()
-        res = cli("run", "--methods", "probe-spy,probe-greedy,noise", "--models", "resnet20-digits", "--bits", "4",
+        res = cli("run", "--methods", "probe-spy,probe-greedy,probe-sneaky,noise", "--models", "resnet20-digits", "--bits", "4",
                   "--results", str(tmp_path))
-        assert res.code == 1  # probe-greedy failed
+        assert res.code == 1  # probe-greedy and probe-sneaky failed
         assert "train" not in requested  # the training split is not even loaded
         (seen,) = methods.SEEN
         with pytest.raises(DataFreeViolation):
             seen["ctx"].real_data("train")
         for value in vars(seen["ctx"]).values():
             assert not isinstance(value, (torch.utils.data.Dataset, torch.utils.data.DataLoader))
-        greedy = next(r for r in records(tmp_path) if r["cell"]["method"] == "probe-greedy")
-        assert greedy["status"] == "failed" and greedy["error"]["type"] == "DataFreeViolation"
+        by_method = {r["cell"]["method"]: r for r in records(tmp_path)}
+        assert by_method["probe-greedy"]["status"] == "failed" and by_method["probe-greedy"]["error"]["type"] == "DataFreeViolation"
+        # a loader called directly, around the run context, is fenced off while a data-free method runs
+        sneaky = by_method["probe-sneaky"]
+        assert sneaky["status"] == "failed" and sneaky["error"]["type"] == "DataFreeViolation"
+        assert "probe-sneaky is registered as data-free and tried to load Digits (val split)" in sneaky["error"]["message"]
+        assert by_method["noise"]["status"] == by_method["probe-spy"]["status"] == "ok"
+
+    def test_every_dataset_loader_of_the_suites_refuses_while_a_data_free_method_runs(self, tmp_path):
+        from dfqbench.api import load_object
+        from dfqbench.data.fence import fenced
+        from dfqbench.errors import DataFreeViolation
+        from dfqbench.registry import load_registry
+        from dfqbench.zoo import ZooEnv
+
+        datasets = load_registry().datasets
+        assert {"digits", "cifar10", "cifar100", "imagenet"} <= set(datasets)
+        for name, entry in datasets.items():
+            with fenced("m"), pytest.raises(DataFreeViolation, match=f"m is registered as data-free and tried to load {entry.info.display_name}"):
+                load_object(entry.info.loader)("train", ZooEnv(data_root=tmp_path), {})
+        assert len(load_object(datasets["digits"].info.loader)("train")) == 1198  # the fence is down again
 
     @pytest.mark.parametrize("reference", ["real-calib", "real-kd"])
     def test_only_the_declared_references_read_the_training_split(self, cli, tmp_path, monkeypatch, reference):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from dfqbench.data.fence import check_unfenced
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     from torch.utils.data import TensorDataset
@@ -37,6 +39,8 @@ def _split_indices() -> dict[str, np.ndarray]:
 def raw_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images in [0, 1] shaped (N, 1, 8, 8) and their labels, for ``train`` or ``val``."""
     import numpy as np
+
+    check_unfenced("Digits", split)
     from sklearn.datasets import load_digits
 
     digits = load_digits()

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 
 from dfqbench.api import DatasetInfo
+from dfqbench.data.fence import check_unfenced
 from dfqbench.errors import DfqError
 from dfqbench.zoo import ZooEnv
 from dfqbench_suites.data_root import data_dir
@@ -29,6 +30,7 @@ def load_cifar100(split: str, env: ZooEnv, settings: dict[str, Any]) -> Dataset:
 
 
 def _load(info: DatasetInfo, cls: type[datasets.CIFAR10], split: str, env: ZooEnv, settings: dict[str, Any]) -> Dataset:
+    check_unfenced(info.display_name, split)
     root = data_dir(env)
     folder = root / cls.base_folder
     mean, std = info.normalization(settings)

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from torchvision import datasets, transforms
 from torchvision.transforms import InterpolationMode
 
+from dfqbench.data.fence import check_unfenced
 from dfqbench.errors import DfqError, unknown
 from dfqbench.zoo import ZooEnv
 from dfqbench_suites.data_root import data_dir
@@ -67,6 +68,7 @@ def eval_transform(settings: dict[str, Any]) -> transforms.Compose:
 
 
 def load_imagenet(split: str, env: ZooEnv, settings: dict[str, Any]) -> Dataset:
+    check_unfenced("ImageNet", split)
     folder = data_dir(env) / "imagenet" / split
     if not folder.is_dir() or not any(entry.is_dir() for entry in os.scandir(folder)):
         raise DfqError(

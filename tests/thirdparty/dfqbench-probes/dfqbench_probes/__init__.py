@@ -11,6 +11,7 @@ PROBES = {
     "probe-slow": ("Slow", "calibrates on noise, slowly"),
     "probe-spy": ("Spy", "records everything it receives"),
     "probe-greedy": ("Greedy", "a data-free method that asks for real data"),
+    "probe-sneaky": ("Sneaky", "a data-free method that calls the suite's loader for the validation split itself"),
     "probe-leave-open": ("LeaveOpen", "returns with activation ranges still updating"),
     "probe-uncalibrated": ("Uncalibrated", "returns without calibrating"),
     "probe-joint": ("Joint", "trains its bit-widths jointly; the 4-bit model diverges"),
