@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 import dfqbench
-from dfqbench.errors import DfqError, unknown, writing_tables
+from dfqbench.errors import DfqError, shown, unknown, writing_tables
 from dfqbench.registry import Registry, load_registry
 
 LIST_KINDS = ("methods", "models", "datasets", "suites", "plugins")
@@ -23,6 +23,19 @@ LIST_KINDS = ("methods", "models", "datasets", "suites", "plugins")
 
 #: numpy's seeds are 32-bit
 MAX_SEED = 2**32 - 1
+
+
+class Folder(click.Path):
+    """A folder option; an empty value is refused, where ``Path("")`` would quietly be the
+    current folder (``--results ""`` writing records and tables beside the user's files)."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path; valid: a folder", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def _split(text: str, option: str, valid: str) -> list[str]:
@@ -38,8 +51,8 @@ def parse_seeds(text: str) -> list[int]:
     valid = f"integers from 0 to {MAX_SEED}, such as 0,1,2"
     seeds = []
     for token in _split(text, "seeds", valid):
-        if not (token.isascii() and token.isdigit() and int(token) <= MAX_SEED):
-            raise DfqError(f"bad --seeds entry {token!r}; valid: {valid}")
+        if not (token.isascii() and token.isdigit() and len(token.lstrip("0")) <= len(str(MAX_SEED)) and int(token) <= MAX_SEED):
+            raise DfqError(f"bad --seeds entry {shown(token)}; valid: {valid}")
         seeds.append(int(token))
     return list(dict.fromkeys(seeds))  # 0 and 00 are one seed
 
@@ -74,8 +87,13 @@ def _parse_weights(items: tuple[str, ...], reg: Registry) -> dict[str, Path]:
         if not (eq and model and path):
             raise DfqError(f"bad --weights {item!r}; valid form: MODEL=PATH")
         reg.model(model)
-        out[model] = Path(path).expanduser()
-        if not out[model].is_file():
+        file = Path(path).expanduser()
+        if model in out and out[model] != file:
+            raise DfqError(f"--weights {model} given twice ({out[model]}, {file}); valid: one file per model")
+        out[model] = file
+        if file.is_dir():
+            raise DfqError(f"--weights {model}={path} is a folder; valid: the weights file itself")
+        if not file.is_file():
             raise DfqError(f"--weights {model}={path}: no such file")
     return out
 
@@ -107,14 +125,14 @@ def cli() -> None:
 @click.option("--seeds", default="0", show_default=True, help="Comma list of seeds; several give mean ± std.")
 @click.option("--budget", default="default", show_default=True, help="paper | default | smoke.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
-@click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
+@click.option("--results", default="results", show_default=True, type=Folder(), help="Results folder.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip cells that already have an ok record.")
 @click.option("--quantizer", default="auto", show_default=True, help="Quantizer convention (auto: the family's default).")
 @click.option("--set", "assignments", multiple=True, metavar="TARGET.FIELD=VALUE", help="Override a method or quantizer field; repeatable.")
-@click.option("--data-root", default=None, type=click.Path(path_type=Path), help="Folder holding real data sets (CIFAR, ImageNet).")
+@click.option("--data-root", default=None, type=Folder(), help="Folder holding real data sets (CIFAR, ImageNet).")
 @click.option("--download", is_flag=True, help="Fetch missing data sets (CIFAR) into --data-root (or the cache).")
 @click.option("--weights", multiple=True, metavar="MODEL=PATH", help="Local pretrained weights for a model; repeatable.")
-@click.option("--cache-dir", default=None, type=click.Path(path_type=Path), help="Cache for trained/downloaded weights.")
+@click.option("--cache-dir", default=None, type=Folder(), help="Cache for trained/downloaded weights.")
 @click.option("--jobs", default=1, show_default=True, type=int,
               help="Worker processes running cells side by side: one GPU each (round-robin) with --device cuda, "
               "a share of the CPU threads each on the CPU; with --executor slurm, at most N jobs at once.")
@@ -304,7 +322,7 @@ def _describe(section: str, info) -> str:
 
 
 @cli.command()
-@click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
+@click.option("--results", default="results", show_default=True, type=Folder(), help="Results folder.")
 @click.option("--suite", default=None, help="Suite to tabulate [default: every suite with records].")
 @click.option(
     "--compare",
@@ -327,6 +345,8 @@ def table(results, suite, compare, versus):
     if results.exists() and not results.is_dir():
         raise DfqError(f"--results {results} is a file; valid: the folder `dfqbench run --results` wrote")
     available = sorted(p.parent.name for p in results.glob("*/records.jsonl") if p.stat().st_size)
+    if suite is not None and suite not in available:  # a name, not a path out of the results folder
+        raise unknown("suite", suite, available, f" with records under {results}")
     suites = [suite] if suite is not None else available
     if not suites:
         raise DfqError(f"no records under {results}/<suite>/records.jsonl; run `dfqbench run` first")
@@ -369,7 +389,7 @@ def _honoured_somewhere(suites: list[str], check) -> None:
 
 @cli.command()
 @click.argument("key", required=False)
-@click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
+@click.option("--results", default="results", show_default=True, type=Folder(), help="Results folder.")
 @click.option("--suite", default=None, help="Suite [default: every suite with records].")
 @click.option("--method", default=None, help="Only cells of this method.")
 @click.option("--model", default=None, help="Only cells of this model.")
@@ -384,8 +404,10 @@ def show(key, results, suite, method, model, bits, seed, budget, precision):
     from dfqbench.bits import parse_bits
     from dfqbench.records import RecordStore
 
+    if key is not None and not key.strip():
+        raise DfqError("an empty KEY; valid: a cell key or its first characters (`dfqbench show` lists the cells)")
     selected_bits = None
-    if bits:
+    if bits is not None:
         parsed = parse_bits(bits)
         if len(parsed) != 1:
             raise DfqError(f"--bits {bits} names {len(parsed)} settings; valid: one, such as 4 or 4w8a")
@@ -416,7 +438,7 @@ def show(key, results, suite, method, model, bits, seed, budget, precision):
 
 
 @cli.command(name="leaderboard")
-@click.option("--results", default="results", show_default=True, type=click.Path(path_type=Path), help="Results folder.")
+@click.option("--results", default="results", show_default=True, type=Folder(), help="Results folder.")
 def leaderboard_(results):
     """Rank the methods over every suite's records; writes leaderboard.md in the results folder."""
     from dfqbench import leaderboard

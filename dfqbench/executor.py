@@ -254,4 +254,6 @@ def _summary_line(record: dict) -> str:
     if record["status"] == "ok":
         return f"[green]✓[/green] {title}: top-1 {record['top1']:.2f}% (FP {record['fp_top1']:.2f}%) in {record['wall_time_s']:.0f}s"
     error = record["error"] or {}
-    return f"[red]✗[/red] {title}: {record['status']}: {error.get('type', '')}: {error.get('message', '')}"
+    # the first line: torch's errors go on with a C++ stack (the record keeps all of it)
+    message = next(iter(str(error.get("message", "")).splitlines()), "")
+    return f"[red]✗[/red] {title}: {record['status']}: {error.get('type', '')}: {message}"

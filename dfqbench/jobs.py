@@ -14,7 +14,7 @@ import ast
 import importlib
 from types import ModuleType
 
-from dfqbench.errors import DfqError, unknown
+from dfqbench.errors import DfqError, shown, unknown
 from dfqbench.executor import WorkerSpec, run_cells, worker_session
 from dfqbench.plan import Cell
 
@@ -36,10 +36,15 @@ def parse_options(items: tuple[str, ...], valid: set[str], executor: str, exampl
             raise DfqError(f"bad --executor-option {item!r}; valid form: KEY=VALUE, e.g. {example}")
         if key not in valid:
             raise unknown(f"--executor-option for {executor}:", key, sorted(valid))
+        if not text.strip():
+            raise DfqError(f"bad --executor-option {item!r}: an empty value; valid form: KEY=VALUE, e.g. {example}")
         try:
-            out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[key] = text
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, RecursionError, MemoryError):  # not a literal: the text itself
+            value = text
+        if key in out and out[key] != value:
+            raise DfqError(f"--executor-option {key} is given twice, as {shown(out[key])} and {shown(value)}; give it once")
+        out[key] = value
     return out
 
 

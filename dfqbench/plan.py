@@ -131,6 +131,8 @@ def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, 
 
 
 def quantizer_for(family: str, name: str, changes: dict[str, Any]) -> QuantSettings:
+    if name != "auto" and name not in PRESETS:
+        raise unknown("quantizer", name, ["auto", *PRESETS])
     if name == "auto":
         name = DEFAULT_FOR_FAMILY.get(family, "")
         if not name:

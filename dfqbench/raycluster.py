@@ -39,6 +39,21 @@ def parse_parameters(items: tuple[str, ...]) -> dict[str, object]:
     return options
 
 
+def check_fits(asked: dict[str, object], have: dict[str, float], joined: bool, display: Display) -> None:
+    """A task that asks for more CPUs or GPUs than the cluster has would wait for ever. On the
+    instance this run started that is an error; a cluster it joined may be autoscaling and add
+    such a node, so there it is a note."""
+    short = {unit: asked[option] for option, unit in (("num_cpus", "CPU"), ("num_gpus", "GPU")) if (asked.get(option) or 0) > have.get(unit, 0)}
+    if not short:
+        return
+    wants = ", ".join(f"{amount:g} {unit}" for unit, amount in short.items())
+    there = ", ".join(f"{have.get(unit, 0):g} {unit}" for unit in short)
+    if not joined:
+        raise DfqError(f"each Ray task asks for {wants}, and the Ray instance started on this machine has {there}; valid: "
+                       "--executor-option values within it, or RAY_ADDRESS naming a cluster that has them")
+    display.print(f"note: each Ray task asks for {wants} and the cluster has {there} now: the tasks wait until a node with them joins")
+
+
 def run_ray(
     cells: list[Cell], session: Session, store: RecordStore, resume: bool, display: Display, spec: WorkerSpec, options: dict[str, object]
 ) -> Outcome:
@@ -63,8 +78,10 @@ def run_ray(
         if spec.device == "cuda" and not gpus and "num_gpus" not in options:
             raise DfqError("--device cuda with --executor ray, but the Ray cluster has no GPU; valid choices here: auto, cpu")
         wants_gpu = spec.device == "cuda" or (spec.device == "auto" and gpus > 0)
+        asked = {"num_cpus": 1, "num_gpus": 1 if wants_gpu else 0, "max_retries": 0, **options}
+        check_fits(asked, ray.cluster_resources(), joined=not started or bool(os.environ.get("RAY_ADDRESS")), display=display)
         # max_calls=1: a fresh worker process per task, so no task inherits another's CUDA context
-        task = ray.remote(max_calls=1)(run_unit).options(**{"num_cpus": 1, "num_gpus": 1 if wants_gpu else 0, "max_retries": 0, **options})
+        task = ray.remote(max_calls=1)(run_unit).options(**asked)
         cpus = ray.cluster_resources().get("CPU", 0)
         outcome.announce(display, len(todo), f" as {len(units)} Ray tasks on {cpus:.0f} CPUs, {gpus:.0f} GPUs")
         earlier = len(store.read())  # records appended from here on are this run's

@@ -158,6 +158,8 @@ def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
         value = record.get(name)
         if value is not None and not _finite(value):
             raise DfqError(f"{where} has {name} {reprlib.repr(value)}; valid: a finite number or null. Fix or delete that line")
+    if record["status"] == "ok" and record.get("top1") is None:
+        raise DfqError(f"{where} is ok without a top1; valid: a finite number. Fix or delete that line")
     cell = record["cell"]
     for name, kind in CELL_FIELDS.items():
         if name not in cell:

@@ -19,7 +19,7 @@ import getpass
 import subprocess
 import uuid
 
-from dfqbench.errors import DfqError
+from dfqbench.errors import DfqError, shown
 from dfqbench.executor import Outcome, WorkerSpec, pending, salvage, work_units
 from dfqbench.jobs import parse_options, require, run_unit
 from dfqbench.overrides import as_type, type_name
@@ -34,6 +34,8 @@ POLL_S = 10.0
 NAME_OPTIONS = ("name", "slurm_job_name")
 #: options that would run one job's cells in several processes at once (duplicate records)
 ONE_PROCESS = {"nodes", "tasks_per_node", "slurm_nodes", "slurm_ntasks_per_node"}
+#: the least value Slurm takes for each numeric generic option (mem_gb=0: all of a node's memory)
+LEAST = {"timeout_min": 1, "cpus_per_task": 1, "gpus_per_node": 0, "mem_gb": 0}
 GPU_OPTIONS = {"gpus_per_node", "slurm_gpus_per_node", "slurm_gpus_per_task", "slurm_gres", "slurm_num_gpus"}
 
 
@@ -71,7 +73,9 @@ def check_types(options: dict[str, object]) -> None:
         try:
             options[key] = as_type(value, kind)
         except (TypeError, OverflowError):
-            raise DfqError(f"bad --executor-option value for slurm: {key}={value!r} is not {type_name(kind)}") from None
+            raise DfqError(f"bad --executor-option value for slurm: {key}={shown(value)} is not {type_name(kind)}") from None
+        if key in LEAST and options[key] < LEAST[key]:
+            raise DfqError(f"bad --executor-option value for slurm: {key}={value}; valid: {LEAST[key]} or more")
 
 
 def with_gpu_default(options: dict[str, object], device: str) -> dict[str, object]:

@@ -26,6 +26,8 @@ def one_line_error(result):
         (["--seeds", "x"], "bad --seeds entry 'x'; valid: integers from 0 to 4294967295"),
         (["--seeds", str(2**64)], f"bad --seeds entry '{2**64}'; valid: integers from 0 to 4294967295"),
         (["--seeds", "٣"], "bad --seeds entry '٣'"),
+        (["--seeds", "1" * 4301], "bad --seeds entry '111111111111111111111111'…; valid: integers from 0 to 4294967295"),  # beyond int()'s digits
+        (["--bits", "4w" + "8" * 4301 + "a"], "bad --bits entry '4w8888888888888888888888'…: a bit-width out of range; valid: integers in 2..16"),
         (["--seeds", "0,,1"], "bad --seeds '0,,1': an empty entry"),
         (["--seeds", ""], "bad --seeds '': an empty entry"),
         (["--methods", ""], "bad --methods '': an empty entry; valid: all or "),
@@ -50,6 +52,7 @@ def one_line_error(result):
         (["--methods", "gdfq", "--set", "gdfq.milestones_s=(1,'a')"], "gdfq.milestones_s: (1, 'a') is not a tuple of integers"),
         (["--set", "quantizer.first_last_bits=abc"], "bad --set value for quantizer.first_last_bits: 'abc' is not an integer or None"),
         (["--set", "quantizer.first_last_bits=1.5"], "quantizer.first_last_bits: 1.5 is not an integer or None"),
+        (["--set", "quantizer.first_last_bits=32"], "quantizer first_last_bits=32; valid: 2..16 or None"),
         (["--set", "quantizer.act_momentum=1" + "0" * 400], "bad --set value for quantizer.act_momentum: 1000"),
         (["--set", "noise.batches=0"], "bad --set value for noise: batches=0; valid: 1 or more"),
         (["--methods", "gdfq", "--set", "gdfq.lr_s=-1"], "bad --set value for gdfq: lr_s=-1.0; valid: 0 or more"),
@@ -61,12 +64,16 @@ def one_line_error(result):
         (["--methods", "zaq", "--set", "zaq.bn_mode=frozen"], "bad --set value for zaq: bn_mode='frozen'; valid choices: train, eval"),
         # without a calibration epoch no activation range exists: every cell would fail
         (["--methods", "gdfq", "--set", "gdfq.calib_epochs=0"], "bad --set value for gdfq: calib_epochs=0; valid: 1 or more"),
+        # a window longer than the run: the student would never train
+        (["--methods", "gdfq", "--set", "gdfq.warmup_epochs=1000"], "bad --set value for gdfq: warmup_epochs=1000 is above epochs=32; valid: warmup_epochs ≤ epochs"),
+        (["--methods", "psaqvit", "--models", "vit-digits", "--set", "psaqvit.steps=(1,1,1)"],
+         "bad --set value for psaqvit: steps=(1, 1, 1) and jitter=(1, 1) name 3 and 2 rounds; valid: one or more rounds, as many of each"),
         (["--methods", "zaq", "--set", "zaq.calib_epochs=0"], "bad --set value for zaq: calib_epochs=0; valid: 1 or more"),
         (["--methods", "zeroq", "--set", "zeroq.iterations=0"], "bad --set value for zeroq: iterations=0; valid: 1 or more"),
         (["--methods", "psaqvit", "--set", "psaqvit.kde_bandwidth=0"], "bad --set value for psaqvit: kde_bandwidth=0.0; valid: more than 0"),
         (["--budget", "huge"], "unknown budget 'huge'; valid choices: default, paper, smoke"),
         (["--device", "tpu"], "device 'tpu' is not available here; valid choices: auto, cpu"),
-        (["--quantizer", "lsq"], "unknown quantizer 'lsq'; valid choices: gdfq, psaqvit, zeroq"),
+        (["--quantizer", "lsq"], "unknown quantizer 'lsq'; valid choices: auto, gdfq, psaqvit, zeroq"),
         (["--set", "noise.nope=1"], "unknown field 'nope' of noise; valid choices: batch_size, batches"),
         (["--set", "noise.batches=many"], "bad --set value for noise.batches: 'many' is not an integer"),
         (["--set", "gdfq.lr=1"], "--set gdfq.…: method 'gdfq' is not in this run's --methods; valid targets: data, quantizer, noise"),
@@ -122,8 +129,17 @@ def test_table_without_records(cli, tmp_path):
     assert one_line_error(cli("table", "--results", str(tmp_path / "file"))).endswith(f"--results {tmp_path / 'file'} is a file; valid: the folder `dfqbench run --results` wrote")
 
 
-def test_table_with_an_empty_suite_name(cli, one_record):
-    assert "no records in" in one_line_error(cli("table", "--results", str(one_record.parents[1]), "--suite", ""))
+@pytest.mark.parametrize("suite", ["", "cifar10", "../{results}-elsewhere/digits"])
+def test_table_of_a_suite_without_records_here(cli, one_record, suite):
+    """--suite names a suite of the results folder, never a path out of it."""
+    results = one_record.parents[1]
+    suite = suite.format(results=results.name)
+    elsewhere = results.parent / f"{results.name}-elsewhere" / "digits"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "records.jsonl").write_bytes(one_record.read_bytes())
+    line = one_line_error(cli("table", "--results", str(results), "--suite", suite))
+    assert f"unknown suite {suite!r} with records under {results}; valid choices: digits" in line
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["records.jsonl"]  # no tables written there
 
 
 def error_after_the_header(result):
@@ -182,6 +198,23 @@ def test_tables_that_cannot_be_written_leave_the_records_intact(cli, one_record)
     assert one_record.read_text() == before
 
 
+@pytest.mark.parametrize("command", [("run", "--methods", "noise", "--dry-run"), ("table",), ("show",), ("leaderboard",)])
+def test_an_empty_results_folder_name_is_refused(cli, tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)  # where an empty path would have put the records
+    assert "Invalid value for '--results': an empty path; valid: a folder" in one_line_error(cli(*command, "--results", ""))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_twice_or_a_folder(cli, tmp_path):
+    a, b = tmp_path / "a.pth", tmp_path / "b.pth"
+    a.write_text("")
+    b.write_text("")
+    args = ("run", "--suite", "cifar10", "--methods", "noise", "--dry-run", "--results", str(tmp_path))
+    line = one_line_error(cli(*args, "--weights", f"resnet20={a}", "--weights", f"resnet20={b}"))
+    assert f"--weights resnet20 given twice ({a}, {b}); valid: one file per model" in line
+    assert f"--weights resnet20={tmp_path} is a folder; valid: the weights file itself" in one_line_error(cli(*args, "--weights", f"resnet20={tmp_path}"))
+
+
 def test_weights_for_a_model_that_takes_none_or_is_not_run(cli, one_record, tmp_path):
     weights = tmp_path / "w.pth"
     weights.write_text("not weights")
@@ -230,6 +263,8 @@ def test_ray_option_values_are_checked_before_anything_runs(cli, tmp_path):
         (["--bits", "4"], "has --bits 4w4a; valid choices: 3w3a"),
         (["--suite", "cifar10"], "unknown suite 'cifar10' with records under"),
         (["zzzz"], "has a key starting with 'zzzz'"),
+        ([""], "an empty KEY; valid: a cell key or its first characters"),
+        (["--bits", ""], "bad --bits entry ''"),
         (["--method", "noise", "--seed", "1"], "has --seed 1; valid choices: 0"),
     ],
 )

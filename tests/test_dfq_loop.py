@@ -195,4 +195,4 @@ def test_a_game_whose_generator_sees_the_student_trains_one_bit_width_at_a_time(
     teacher, students, game, contexts = joint_setup([3, 4])
     game.student_in_generator_step = True
     with pytest.raises(ValueError, match="cannot share a generator"):
-        train_students_with_generator(teacher, students, game.generator, game, LoopConfig(epochs=1, iters_per_epoch=1), contexts, "joint")
+        train_students_with_generator(teacher, students, game.generator, game, LoopConfig(epochs=1, iters_per_epoch=1, warmup_epochs=1, calib_epochs=1), contexts, "joint")

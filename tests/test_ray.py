@@ -67,3 +67,18 @@ def test_ray_options_and_cli_errors(cli, tmp_path):
     if not torch.cuda.is_available():
         assert error("--device", "cuda") == (
             "dfqbench: error: --device cuda with --executor ray, but the Ray cluster has no GPU; valid choices here: auto, cpu")
+        # a task no node of the instance started here can take would wait for ever
+        assert error("--executor-option", "num_gpus=1") == (
+            "dfqbench: error: each Ray task asks for 1 GPU, and the Ray instance started on this machine has 0 GPU; valid: "
+            "--executor-option values within it, or RAY_ADDRESS naming a cluster that has them")
+
+
+def test_tasks_larger_than_a_joined_cluster_wait_with_a_note():
+    from dfqbench.raycluster import check_fits
+
+    shown = io.StringIO()
+    check_fits({"num_cpus": 64, "num_gpus": 0}, {"CPU": 16.0}, joined=True, display=Display(Console(file=shown, width=500)))
+    assert "note: each Ray task asks for 64 CPU and the cluster has 16 CPU now: the tasks wait until a node with them joins" in shown.getvalue()
+    before = shown.getvalue()
+    check_fits({"num_cpus": 1, "num_gpus": 0.5}, {"CPU": 2.0, "GPU": 1.0}, joined=False, display=Display(Console(file=shown, width=500)))
+    assert shown.getvalue() == before  # fits: neither an error nor a note

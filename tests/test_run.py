@@ -279,6 +279,9 @@ def test_each_cell_is_isolated(cli, probes, tmp_path):
     status = {r["cell"]["method"]: r for r in records(tmp_path)}
     assert status["probe-fail"]["status"] == "failed"
     assert status["probe-fail"]["error"]["type"] == "ValueError"
+    assert status["probe-fail"]["error"]["message"].endswith("frame #0: a stack, as torch's errors carry")
+    # the run's line for the cell gives the message's first line only
+    assert "✗ probe-fail · resnet20-digits · 3w3a · seed 0: failed: ValueError: probe failure\n" in res.err and "frame #0" not in res.err
     assert status["probe-nan"]["status"] == "diverged"
     assert "loss became nan" in status["probe-nan"]["error"]["message"]
     assert status["probe-oom"]["status"] == "failed"
@@ -290,7 +293,7 @@ def test_each_cell_is_isolated(cli, probes, tmp_path):
     assert "| failed" in table and "| diverged" in table
     res = cli("show", "--results", str(tmp_path), "--method", "probe-fail")  # the error, with where it happened
     assert res.code == 0 and "status failed · top-1 –" in res.out and "error ValueError: probe failure" in res.out
-    assert 'raise ValueError("probe failure")' in res.out
+    assert 'raise ValueError("probe failure' in res.out
     res = cli("show", "--results", str(tmp_path), "--method", "probe-nan")  # what was logged up to the divergence
     assert res.code == 0 and "status diverged" in res.out and "loss became nan" in res.out
 

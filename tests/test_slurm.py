@@ -71,10 +71,19 @@ def test_slurm_parameters_are_checked_before_anything_runs():
     for item, expected in [
         ("timeout_min=abc", "timeout_min='abc' is not an integer"),
         ("gpus_per_node=1.5", "gpus_per_node=1.5 is not an integer"),
+        ("timeout_min=0", "timeout_min=0; valid: 1 or more"),
+        ("gpus_per_node=-1", "gpus_per_node=-1; valid: 0 or more"),
+        # ast.literal_eval gives up on this with RecursionError, not ValueError: it is text
+        ("timeout_min=" + "-" * 5000 + "1", "timeout_min='------------------------'… is not an integer"),
     ]:
         with pytest.raises(DfqError, match=f"bad --executor-option value for slurm: {re.escape(expected)}"):
             parse_parameters((item,))
     assert parse_parameters(("mem_gb=16",)) == {"mem_gb": 16.0}
+    assert parse_parameters(("mem_gb=0", "timeout_min=60", "timeout_min=60")) == {"mem_gb": 0.0, "timeout_min": 60}  # 0: all of a node's
+    with pytest.raises(DfqError, match="--executor-option timeout_min is given twice, as 60 and 90; give it once"):
+        parse_parameters(("timeout_min=60", "timeout_min=90"))
+    with pytest.raises(DfqError, match="bad --executor-option 'slurm_partition=': an empty value; valid form: KEY=VALUE"):
+        parse_parameters(("slurm_partition=",))
     # sbatch's own options are passed as written, numbers included
     assert parse_parameters(("slurm_mem=16000", "slurm_gpus_per_node=a100:1")) == {"slurm_mem": 16000, "slurm_gpus_per_node": "a100:1"}
 

@@ -70,6 +70,9 @@ class LoopConfig:
             above={"lr_decay": 0},
             below={"betas_g": 1},
         )  # fmt: skip
+        for window in ("warmup_epochs", "calib_epochs"):  # a longer window would silently cover the whole run
+            if getattr(self, window) > self.epochs:
+                raise ValueError(f"{window}={getattr(self, window)} is above epochs={self.epochs}; valid: {window} ≤ epochs")
 
 
 def multistep_lr(base: float, epoch: int, milestones: tuple[int, ...], decay: float) -> float:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from dfqbench.bits import MAX_BITS, MIN_BITS
 from dfqbench.errors import DfqError, unknown
 
 WEIGHT_SCHEMES = ("asym-minmax-channel", "sym-minmax-channel")
@@ -81,8 +82,8 @@ class QuantSettings:
             raise DfqError("quantizer fold_bn=True is not implemented; valid choices: False")
         if not 0.0 < self.act_momentum < 1.0:
             raise DfqError(f"quantizer act_momentum={self.act_momentum} must lie in (0, 1)")
-        if self.first_last_bits is not None and not 1 <= self.first_last_bits <= 32:
-            raise DfqError(f"quantizer first_last_bits={self.first_last_bits} must be in 1..32 or None")
+        if self.first_last_bits is not None and not MIN_BITS <= self.first_last_bits <= MAX_BITS:  # as --bits
+            raise DfqError(f"quantizer first_last_bits={self.first_last_bits}; valid: {MIN_BITS}..{MAX_BITS} or None")
         return self
 
     def to_dict(self) -> dict:

@@ -70,6 +70,8 @@ class PSAQViTConfig:
             at_most={"flip": 1},
             below={"betas": 1},
         )  # fmt: skip
+        if not self.steps or len(self.steps) != len(self.jitter):  # one jitter limit per round
+            raise ValueError(f"steps={self.steps} and jitter={self.jitter} name {len(self.steps)} and {len(self.jitter)} rounds; valid: one or more rounds, as many of each")
 
 
 class PSAQViT(Method):

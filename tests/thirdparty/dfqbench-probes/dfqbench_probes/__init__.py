@@ -3,7 +3,7 @@
 from dfqbench.api import CNN, MethodInfo, hookimpl
 
 PROBES = {
-    "probe-fail": ("Fail", "raises ValueError"),
+    "probe-fail": ("Fail", "raises ValueError with a message of two lines"),
     "probe-nan": ("NaN", "logs a NaN loss"),
     "probe-oom": ("OutOfMemory", "raises torch.OutOfMemoryError"),
     "probe-interrupt": ("Interrupt", "raises KeyboardInterrupt at 4 bits when DFQBENCH_PROBE_INTERRUPT is set"),

@@ -34,7 +34,7 @@ class _Probe(Method):
 
 class Fail(_Probe):
     def quantize(self, teacher, qmodel, task, config, ctx):
-        raise ValueError("probe failure")
+        raise ValueError("probe failure\nframe #0: a stack, as torch's errors carry")
 
 
 class NaN(_Probe):
