@@ -164,6 +164,8 @@ def one_record(cli, tmp_path):
         (lambda good: good + b"\xc0\xff\n", "line 2 is not UTF-8 text; fix or delete that line"),
         (lambda good: good.replace(b'"top1": ', b'"top1": "abc", "was": '), "line 1 has top1 'abc'; valid: a finite number or null"),
         (lambda good: good.replace(b'"top1": ', b'"top1": NaN, "was": '), "line 1 has top1 nan; valid: a finite number or null"),
+        # a table would show its mean as nan and count the record
+        (lambda good: good.replace(b'"top1": ', b'"top1": null, "was": '), "line 1 is ok without a top1; valid: a finite number"),
         (lambda good: good.replace(b'"top1": ', b'"top1": ' + b"9" * 400 + b', "was": '), "line 1 has top1 999"),
         (lambda good: good.replace(b'"teacher_sha256": ', b'"teacher_sha256": 7, "was": '), "line 1 has teacher_sha256 7, not a string or null"),
         (lambda good: good.replace(b'"cell": ', b'"cell": [], "was": '), "line 1 has cell [], not a JSON object"),

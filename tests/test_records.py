@@ -16,7 +16,7 @@ CELL = {"suite": "digits", "dataset": "digits", "model": "m", "method": "noise",
 def _writer(path, worker):
     store = RecordStore(path)
     for i in range(50):
-        store.append({"key": f"{worker}-{i}", "status": "ok", "cell": CELL, "pad": "x" * 5000})
+        store.append({"key": f"{worker}-{i}", "status": "ok", "top1": 90.0, "cell": CELL, "pad": "x" * 5000})
 
 
 def test_concurrent_appends_never_interleave(tmp_path):
@@ -32,7 +32,7 @@ def test_concurrent_appends_never_interleave(tmp_path):
 
 def test_corrupt_and_foreign_lines(tmp_path):
     path = tmp_path / "records.jsonl"
-    path.write_text(json.dumps({"key": "a", "status": "ok", "cell": CELL}) + "\n" + json.dumps({"hello": 1}) + "\n")
+    path.write_text(json.dumps({"key": "a", "status": "ok", "top1": 90.0, "cell": CELL}) + "\n" + json.dumps({"hello": 1}) + "\n")
     with pytest.raises(DfqError, match="line 2 is not a dfqbench record"):
         RecordStore(path).read()
     path.write_text(json.dumps({"key": "a", "status": "done", "cell": CELL}) + "\n")
@@ -43,13 +43,13 @@ def test_corrupt_and_foreign_lines(tmp_path):
 def test_done_cells_are_those_whose_latest_record_is_ok(tmp_path):
     store = RecordStore(tmp_path / "r.jsonl")
     for key, status in [("a", "failed"), ("b", "ok"), ("c", "failed"), ("c", "ok"), ("d", "ok"), ("d", "diverged")]:
-        store.append({"key": key, "status": status, "cell": CELL})
+        store.append({"key": key, "status": status, "cell": CELL, "top1": 90.0})
     assert sorted(store.done()) == ["b", "c"]
 
 
 def test_non_finite_numbers_are_refused(tmp_path):
     with pytest.raises(ValueError):
-        RecordStore(tmp_path / "r.jsonl").append({"key": "a", "status": "ok", "cell": CELL, "top1": float("nan")})
+        RecordStore(tmp_path / "r.jsonl").append({"key": "a", "status": "ok", "top1": 90.0, "cell": CELL, "top1": float("nan")})
 
 
 def test_checking_writability_leaves_nothing_behind(tmp_path):
@@ -66,12 +66,12 @@ def test_checking_writability_leaves_nothing_behind(tmp_path):
 def test_history_moves_to_a_log_file_replaced_by_a_rerun(tmp_path):
     store = RecordStore(tmp_path / "digits" / "records.jsonl")
     store.path.parent.mkdir()
-    first = {"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [3.0, 2.0], "acc": [0.5]}}
+    first = {"key": "k1", "status": "ok", "top1": 90.0, "cell": CELL, "history": {"loss": [3.0, 2.0], "acc": [0.5]}}
     store.append(first)
     assert "history" not in first and first["log"] == "logs/k1.json"
     (record,) = store.read()
     assert record["log"] == "logs/k1.json" and store.history(record) == {"loss": [3.0, 2.0], "acc": [0.5]}
-    store.append({"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [1.0]}})  # --no-resume
+    store.append({"key": "k1", "status": "ok", "top1": 90.0, "cell": CELL, "history": {"loss": [1.0]}})  # --no-resume
     assert [store.history(r) for r in store.read()] == [{"loss": [1.0]}] * 2
     assert sorted(p.name for p in (tmp_path / "digits" / "logs").iterdir()) == ["k1.json"]  # no temporary left
     store.append({"key": "k2", "status": "failed", "cell": CELL, "history": {}})
@@ -107,9 +107,9 @@ def test_records_name_the_commit_of_a_checkout_and_whether_its_source_changed(tm
 def test_an_append_after_a_missing_final_newline_keeps_both_records(tmp_path):
     """An editor that drops the file's last newline must not make the next record share its line."""
     store = RecordStore(tmp_path / "r.jsonl")
-    store.append({"key": "a", "status": "ok", "cell": CELL})
+    store.append({"key": "a", "status": "ok", "top1": 90.0, "cell": CELL})
     store.path.write_bytes(store.path.read_bytes().rstrip(b"\n"))
-    store.append({"key": "b", "status": "ok", "cell": CELL})
+    store.append({"key": "b", "status": "ok", "top1": 90.0, "cell": CELL})
     assert [r["key"] for r in store.read()] == ["a", "b"]
     assert store.path.read_bytes().count(b"\n") == 2
 
@@ -130,7 +130,7 @@ def test_an_append_after_a_missing_final_newline_keeps_both_records(tmp_path):
     ],
 )
 def test_a_record_whose_cell_lacks_what_tables_read_is_refused_in_one_line(tmp_path, change, message):
-    record = {"key": "a", "status": "ok", "cell": json.loads(json.dumps(CELL)), "schema": 1}
+    record = {"key": "a", "status": "ok", "top1": 90.0, "cell": json.loads(json.dumps(CELL)), "schema": 1}
     change(record)
     path = tmp_path / "records.jsonl"
     path.write_text(json.dumps(record) + "\n")
@@ -148,7 +148,7 @@ def test_a_line_nested_beyond_recursion_is_one_error(tmp_path):
 def test_a_log_that_cannot_be_written_keeps_the_record(tmp_path):
     store = RecordStore(tmp_path / "digits" / "records.jsonl")
     (tmp_path / "digits" / "logs" / "k1.json").mkdir(parents=True)  # in the way of the log
-    store.append({"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [1.0]}})
+    store.append({"key": "k1", "status": "ok", "top1": 90.0, "fp_top1": 95.0, "cell": CELL, "history": {"loss": [1.0]}})
     (record,) = store.read()
     assert "log" not in record and record["log_error"].startswith("IsADirectoryError")
     from dfqbench.show import details
@@ -184,7 +184,7 @@ def test_a_log_cut_short_by_a_full_disk_leaves_no_temporary_file(tmp_path, monke
     store = RecordStore(tmp_path / "digits" / "records.jsonl")
     store.check_writable()
     monkeypatch.setattr(Path, "write_text", full)
-    store.append({"key": "k1", "status": "ok", "cell": CELL, "history": {"loss": [1.0]}})
+    store.append({"key": "k1", "status": "ok", "top1": 90.0, "cell": CELL, "history": {"loss": [1.0]}})
     (record,) = store.read()
     assert record["log_error"] == f"OSError: [Errno 28] No space left on device: '{tmp_path / 'digits' / 'logs' / 'k1.json'}'"
     assert list((tmp_path / "digits" / "logs").iterdir()) == []
