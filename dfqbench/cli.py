@@ -128,7 +128,7 @@ def cli() -> None:
 @click.option("--results", default="results", show_default=True, type=Folder(), help="Results folder.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip cells that already have an ok record.")
 @click.option("--quantizer", default="auto", show_default=True, help="Quantizer convention (auto: the family's default).")
-@click.option("--set", "assignments", multiple=True, metavar="TARGET.FIELD=VALUE", help="Override a method or quantizer field; repeatable.")
+@click.option("--set", "assignments", multiple=True, metavar="TARGET.FIELD=VALUE", help="Override a method, quantizer or data field; repeatable.")
 @click.option("--data-root", default=None, type=Folder(), help="Folder holding real data sets (CIFAR, ImageNet).")
 @click.option("--download", is_flag=True, help="Fetch missing data sets (CIFAR) into --data-root (or the cache).")
 @click.option("--weights", multiple=True, metavar="MODEL=PATH", help="Local pretrained weights for a model; repeatable.")
@@ -147,7 +147,7 @@ def cli() -> None:
 @click.option("--channels-last", is_flag=True, help="Teacher and quantized model in channels_last layout (a speed setting: not part of the key).")
 @click.option("--joint/--no-joint", default=True, show_default=True,
               help="Train the bit-widths of one model and seed together where the method's generator never sees the quantized "
-              "model (GDFQ, Qimera): one generator, the records of separate runs, the time shared; --no-joint: each cell alone.")
+              "model (GDFQ, Qimera, Real-KD): one generator, the records of separate runs, the time shared; --no-joint: each cell alone.")
 @click.option("--dry-run", is_flag=True, help="Print the cells that would run (after --resume) and run nothing.")
 def run(suite, methods, models, bits, seeds, budget, device, results, resume, quantizer, assignments, data_root, download, weights, cache_dir, jobs,
         executor, executor_options, precision_, channels_last, joint, dry_run):

@@ -205,7 +205,12 @@ def make_plan(
     for dataset, model in rows:
         family = reg.model(model).info.family
         qsettings = quantizer_for(family, quantizer, changes.get("quantizer", {}))
-        data = overrides.apply_to_dict(suite_info.data_settings(model), changes.get("data", {}), "data", f"the data settings of suite {suite!r}")
+        data_defaults = suite_info.data_settings(model)
+        data = overrides.apply_to_dict(data_defaults, changes.get("data", {}), "data", f"the data settings of suite {suite!r}")
+        shared = {
+            "quantizer": effective(changes.get("quantizer", {}), quantizer_for(family, quantizer, {}).to_dict(), qsettings.to_dict()),
+            "data": effective(changes.get("data", {}), data_defaults, data),
+        }
         check_image_size(data, reg.dataset(dataset).info.input_shape[-1])
         for seed in seeds:
             for info in infos:
@@ -217,11 +222,12 @@ def make_plan(
                 impl = method_impl(info)
                 for w_bits, a_bits in bits:
                     task = make_task(reg, suite, dataset, model, w_bits, a_bits, data)
-                    config = overrides.apply(impl.config(task, budget), changes.get(info.name, {}), info.name)
-                    used = {t: c for t, c in changes.items() if t in (info.name, "quantizer", "data") and c}
+                    defaults = impl.config(task, budget)
+                    config = config_to_dict(overrides.apply(defaults, changes.get(info.name, {}), info.name))
+                    used = {info.name: effective(changes.get(info.name, {}), config_to_dict(defaults), config), **shared}
                     cells.append(
                         Cell(suite, dataset, model, info.name, w_bits, a_bits, seed, budget, qsettings.to_dict(),
-                             config_to_dict(config), data, used, precision, channels_last)
+                             config, data, {t: c for t, c in used.items() if c}, precision, channels_last)
                     )
     running = {cell.method for cell in cells}
     for info in infos:  # a typo in --set is an error even for a method that runs no cell here
@@ -234,6 +240,13 @@ def make_plan(
             if dataclasses.is_dataclass(defaults):
                 overrides.apply(defaults, unused, info.name)
     return Plan(cells, skipped)
+
+
+def effective(changes: dict[str, Any], defaults: dict[str, Any], resolved: dict[str, Any]) -> dict[str, Any]:
+    """The ``--set`` changes that change something in this cell. One that restates a default
+    (``gdfq.lr_s`` at the budget's own LR) makes no variant: the cell keeps the key and the
+    label of the default run, and its record cannot relabel the default's column."""
+    return {name: value for name, value in changes.items() if defaults.get(name) != resolved.get(name)}
 
 
 def resolved_config(reg: Registry, cell: Cell) -> Any:

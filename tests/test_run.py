@@ -437,6 +437,14 @@ def test_set_changes_are_recorded_and_shown_as_a_variant(cli, tmp_path):
     table = (tmp_path / "digits" / "table.md").read_text()
     header = next(l for l in table.splitlines() if l.startswith("| Dataset"))
     assert [c.strip() for c in header.strip("|").split("|")][3:] == ["Noise", "Noise (batches=3)"]
+    # a --set that restates the budget's default (smoke: 2 batches) is the default run: done already,
+    # and run again it keeps the default's key and label instead of relabelling its column
+    res = cli(*args, "--methods", "noise", "--set", "noise.batches=2", "--dry-run")
+    assert res.code == 0 and "1 cells planned, 1 already done, 0 to run" in res.err
+    assert cli(*args, "--methods", "noise", "--set", "noise.batches=2", "--no-resume").code == 0
+    recs = records(tmp_path)
+    assert recs[2]["key"] == recs[0]["key"] and recs[2]["cell"]["overrides"] == {}
+    assert next(l for l in (tmp_path / "digits" / "table.md").read_text().splitlines() if l.startswith("| Dataset")) == header
 
 
 def test_records_are_plain_json_lines(cli, tmp_path):
