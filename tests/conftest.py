@@ -18,6 +18,18 @@ import pytest
 THIRDPARTY = Path(__file__).parent / "thirdparty"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def ray_logs_to_the_sessions_stream():
+    """Ray binds its log handler to the sys.stderr of the moment it is first imported. In a
+    test's ``cli`` call that is the test's capture stream, closed when the test ends, and a
+    later test's ``ray.init`` warning then prints a logging traceback into that test's
+    output. Imported here, before any test captures, it logs to the session's stream."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:  # the Ray tests skip themselves
+        pass
+
+
 @dataclass
 class CliResult:
     code: int
