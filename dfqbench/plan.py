@@ -131,12 +131,12 @@ def make_task(reg: Registry, suite: str, dataset: str, model: str, w_bits: int, 
 
 
 def quantizer_for(family: str, name: str, changes: dict[str, Any]) -> QuantSettings:
-    if name != "auto" and name not in PRESETS:
-        raise unknown("quantizer", name, ["auto", *PRESETS])
     if name == "auto":
         name = DEFAULT_FOR_FAMILY.get(family, "")
         if not name:
             raise DfqError(f"no default quantizer for model family {family!r}; pass --quantizer")
+    elif name not in PRESETS:
+        raise unknown("quantizer", name, ["auto", *PRESETS])
     return overrides.apply(preset(name), changes, "quantizer").validate()
 
 

@@ -38,9 +38,8 @@ def _split_indices() -> dict[str, np.ndarray]:
 
 def raw_split(split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images in [0, 1] shaped (N, 1, 8, 8) and their labels, for ``train`` or ``val``."""
-    import numpy as np
-
     check_unfenced("Digits", split)
+    import numpy as np
     from sklearn.datasets import load_digits
 
     digits = load_digits()

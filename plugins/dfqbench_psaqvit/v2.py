@@ -22,7 +22,8 @@ re-does it every cycle); then ``cycles`` cycles over the pool batches, each ``sa
 Adam steps on the batch minimising −ΣH + 0.05·|TV − v| − λ_adv·KL_τ(T‖S) (clipped to valid
 images) and ``student_steps`` Adam steps on the student minimising KL_τ(T‖S) on jittered,
 flipped copies (all weights, biases, LayerNorm and embedding parameters trainable, cosine
-LR decay), KL_τ being τ²·KL(softmax(z_T/τ) ‖ softmax(z_S/τ)) (plain KL at the default τ = 1); λ_adv, τ, k_x, k_θ, learning rates, pool size. The "task- and model-independent
+LR decay), KL_τ being τ²·KL(softmax(z_T/τ) ‖ softmax(z_S/τ)) (plain KL at the default
+τ = 1); λ_adv, τ, k_x, k_θ, learning rates, pool size. The "task- and model-independent
 priors" are taken to be V1's TV prior and jitter/flip [I]. ``sample_param="generator"``
 replaces the pool by a GDFQ-style generator without labels (the other reading, [L]).
 Student and teacher run in eval mode (the digits and timm ViTs have no dropout anyway).

@@ -15,7 +15,8 @@ The disentanglement mapping (DM, Qimera §3.3) is off by default: the released c
 ``--no_DM`` flag is inverted (``store_false``), so every released run script trains without
 it, and its README numbers were presumably produced that way. ``dm_dim=100`` turns on the
 paper's version. Deliberate deviations as for GDFQ: final model reported; bias-corrected
-EMA ranges; the run's seed instead of ``--id + 1``; the CIFAR-100 "4-bit" script's W5A5 bug is not reproduced (bits are the cell's).
+EMA ranges; the run's seed instead of ``--id + 1``; the CIFAR-100 "4-bit" script's W5A5 bug
+is not reproduced (bits are the cell's).
 """
 
 from __future__ import annotations
