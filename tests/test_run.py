@@ -127,13 +127,13 @@ def test_dry_run_lists_what_would_run_and_runs_nothing(cli, tmp_path):
     assert cli(*args, "--seeds", "0", "--methods", "noise").code == 0  # the last --seeds/--methods win: noise, seed 0 done
     before = (tmp_path / "digits" / "records.jsonl").read_text()
     cache = tmp_path / "empty-cache"
-    dry = cli(*args, "--set", "gdfq.lr_s=0.001", "--dry-run", "--cache-dir", str(cache))
+    dry = cli(*args, "--set", "gdfq.lr_s=0.002", "--dry-run", "--cache-dir", str(cache))
     assert dry.code == 0, dry.err
     assert "8 cells planned, 2 already done, 6 to run; dry run: nothing runs" in dry.err
     rows = [line.split("|")[1:-1] for line in dry.out.splitlines()[2:]]
     assert [[c.strip() for c in row] for row in rows] == [
-        ["gdfq (lr_s=0.001)", "digits", "resnet20-digits", "3w3a", "smoke", "gdfq", "0,1"],
-        ["gdfq (lr_s=0.001)", "digits", "resnet20-digits", "4w8a", "smoke", "gdfq", "0,1"],
+        ["gdfq (lr_s=0.002)", "digits", "resnet20-digits", "3w3a", "smoke", "gdfq", "0,1"],
+        ["gdfq (lr_s=0.002)", "digits", "resnet20-digits", "4w8a", "smoke", "gdfq", "0,1"],
         ["noise", "digits", "resnet20-digits", "3w3a", "smoke", "gdfq", "1"],
         ["noise", "digits", "resnet20-digits", "4w8a", "smoke", "gdfq", "1"],
     ]
