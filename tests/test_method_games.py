@@ -87,18 +87,32 @@ def test_adadfq_generator_loss_is_eq13_with_each_weight_in_its_place(monkeypatch
     z_p = np.array([[2.0, 0.0, -1.0, 0.5], [0.0, 0.0, 0.0, 0.0], [1.0, 3.0, 0.0, 0.0]])
     z_q = np.array([[0.0, 0.0, 0.0, 0.0], [0.2, 0.0, 0.1, 0.0], [1.0, -1.0, 0.0, 2.0]])
     y = np.array([0, 2, 1])
-    # L_G = L_m + β·(α_ds·L_ds + α_as·L_as) + γ·L_BNS, written out (spec §2.3)
-    log_p_ds = np_log_softmax(z_p - z_q)
-    h = -(np.exp(log_p_ds) * log_p_ds).sum(axis=1)
-    h_norm = (h - h.min()) / (math.log(4) - h.min())
-    margin = np.maximum(0, 0.1 - h_norm).mean() + np.maximum(0, h_norm - 0.5).mean()
-    l_ds = -log_p_ds[np.arange(3), y].mean()
-    l_as = -np_log_softmax(z_p + z_q)[np.arange(3), y].mean()
-    expected = margin + 1.3 * (0.2 * l_ds + 0.7 * l_as) + 0.6 * 0.25
+
+    def written_out(z_p, z_q):  # L_G = L_m + β·(α_ds·L_ds + α_as·L_as) + γ·L_BNS (spec §2.3)
+        log_p_ds = np_log_softmax(z_p - z_q)
+        h = -(np.exp(log_p_ds) * log_p_ds).sum(axis=1)
+        h_norm = (h - h.min()) / (math.log(4) - h.min())
+        margin = np.maximum(0, 0.1 - h_norm).mean() + np.maximum(0, h_norm - 0.5).mean()
+        l_ds = -log_p_ds[np.arange(3), y].mean()
+        l_as = -np_log_softmax(z_p + z_q)[np.arange(3), y].mean()
+        return margin + 1.3 * (0.2 * l_ds + 0.7 * l_as) + 0.6 * 0.25, l_ds, l_as
+
+    expected, l_ds, l_as = written_out(z_p, z_q)
     sample = SimpleNamespace(labels=torch.from_numpy(y))
     out = game.generator_loss(sample, torch.from_numpy(z_p).float(), None, torch.from_numpy(z_q).float())
     assert out["loss"].item() == pytest.approx(expected, rel=1e-5)
     assert (out["ds"].item(), out["as"].item()) == pytest.approx((l_ds, l_as), rel=1e-5)
+    # the generator's gradient flows through both networks' logits and through the batch
+    # minimum of H (nothing detached): autograd against central differences of the formula
+    t_p, t_q = (torch.from_numpy(z).requires_grad_(True) for z in (z_p, z_q))
+    game.generator_loss(sample, t_p, None, t_q)["loss"].backward()
+    for z, grad, other in ((z_p, t_p.grad, lambda d: (z_p + d, z_q)), (z_q, t_q.grad, lambda d: (z_p, z_q + d))):
+        numeric = np.zeros_like(z)
+        for index in np.ndindex(z.shape):
+            step = np.zeros_like(z)
+            step[index] = 1e-6
+            numeric[index] = (written_out(*other(step))[0] - written_out(*other(-step))[0]) / 2e-6
+        np.testing.assert_allclose(grad.numpy(), numeric, atol=1e-6)
 
 
 ZAQ_TASK = Task("s", "digits", "r", "cnn", 10, (1, 8, 8), (0.5,), (0.5,), 4, 4)

@@ -70,6 +70,17 @@ def test_student_loss_is_minus_t_squared_entropy_with_the_teacher_detached():
     assert same.item() == pytest.approx(-25 * LN(2), rel=1e-6)
 
 
+def test_student_loss_averages_the_entropy_of_p_minus_q_over_the_batch():
+    # three classes, where softmax(z_p − z_q) and softmax(z_q − z_p) have different entropies:
+    # (z_p − z_q)/T = [ln 2, 0, 0] → (½, ¼, ¼), the reverse → (⅕, ⅖, ⅖); a second sample with
+    # z_p = z_q has the maximal entropy ln 3
+    z_p = torch.tensor([[2 * LN(2), 0.0, 0.0], [1.0, 2.0, 3.0]])
+    z_q = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    assert h(0.5, 0.25, 0.25) != pytest.approx(h(0.2, 0.4, 0.4), rel=1e-3)
+    loss = ada.student_loss(z_p, z_q, temperature=2.0)
+    assert loss.item() == pytest.approx(-4 * (h(0.5, 0.25, 0.25) + LN(3)) / 2, rel=1e-6)
+
+
 def test_zaq_output_discrepancy():
     assert zaq.output_discrepancy(torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 4.0]])).item() == 1.5
 

@@ -46,6 +46,41 @@ def test_zeroq_distils_once_per_model_and_seed(monkeypatch):
     assert alone == shared[2]  # the reused batch equals a freshly distilled one
 
 
+def test_zeroq_cells_of_another_config_do_not_reuse_the_batch():
+    """The batch is shared by the bit-widths of one config only: a ``--set`` variant that ran
+    after the default in the same session gives the record it gives alone."""
+    reg = load_registry()
+    default = make_plan(reg, "digits", ["zeroq"], ["resnet20-digits"], [(4, 4)], [0], "smoke").cells
+    unit = make_plan(reg, "digits", ["zeroq"], ["resnet20-digits"], [(4, 4)], [0], "smoke", changes={"zeroq": {"init": "unit"}}).cells
+    session = Session(reg, torch.device("cpu"))
+    shared = [session.run(c) for c in default + unit][1]
+    alone = Session(reg, torch.device("cpu")).run(unit[0])
+    assert shared["metrics"]["distill_loss"] == alone["metrics"]["distill_loss"] and shared["top1"] == alone["top1"]
+
+
+def test_zeroq_calibrates_the_quantized_model_in_eval_mode_on_the_distilled_batch(zeroq_bench):
+    """One forward of the batch that ``distill`` returns sets the ranges; the BN layers keep
+    the teacher's statistics (eval mode: the distilled batch does not re-estimate them)."""
+    import dfqbench_zeroq.method as zeroq
+    from dfqbench.quant import calibrating, preset, quant_acts, wrap
+
+    teacher, digits, ctx = zeroq_bench
+    ctx.shared, ctx.log = (lambda key, fn: fn()), (lambda **_: None)
+    cfg = dataclasses.replace(zeroq.ZeroQConfig(), batch_size=4, iterations=3)
+    torch.manual_seed(1)
+    images, _ = zeroq.distill(teacher, digits, cfg, ctx)
+    expected = wrap(teacher, 4, 4, preset("zeroq")).eval()
+    with calibrating(expected), torch.no_grad():
+        expected(images)
+    qmodel = wrap(teacher, 4, 4, preset("zeroq"))  # before seeding: building the layers draws numbers
+    torch.manual_seed(1)
+    qmodel = zeroq.ZeroQ().quantize(teacher, qmodel, digits, cfg, ctx)
+    ranges = [[(a.x_min.item(), a.x_max.item()) for _, a in quant_acts(model)] for model in (qmodel, expected)]
+    assert ranges[0] == ranges[1]
+    bns = [[m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)] for model in (qmodel, teacher)]
+    assert all(torch.equal(q.running_mean, t.running_mean) and torch.equal(q.running_var, t.running_var) for q, t in zip(*bns, strict=True))
+
+
 def test_zeroq_distillation_lowers_the_bn_statistics_loss(zeroq_bench):
     import dfqbench_zeroq.method as zeroq
     from dfqbench.dfq.bn_stats import BNInputs, zeroq_bns_loss
@@ -61,6 +96,68 @@ def test_zeroq_distillation_lowers_the_bn_statistics_loss(zeroq_bench):
     images, final = zeroq.distill(teacher, digits, cfg, ctx)
     assert final < 0.7 * initial  # 196.4 → 116.9 when written
     assert not torch.equal(images, start)
+
+
+def test_zeroq_initial_images_are_the_codes_integer_pixels_over_the_variance():
+    """(randint(0, 255) − 127.5)/5418.75: pixels 0..254 divided by the variance of that draw
+    (the code's slip, ``reference``); ``unit`` divides the same draw by the std instead."""
+    import dfqbench_zeroq.method as zeroq
+
+    cfg = dataclasses.replace(zeroq.ZeroQConfig(), batch_size=64)
+    torch.manual_seed(0)
+    reference = zeroq.initial_images(cfg, (1, 8, 8), torch.device("cpu"))
+    assert reference.shape == (64, 1, 8, 8)
+    pixels = reference.double() * 5418.75 + 127.5
+    assert torch.allclose(pixels, pixels.round(), atol=1e-3)
+    assert (pixels.round().min().item(), pixels.round().max().item()) == (0.0, 254.0)  # 4096 draws of 255 values
+    torch.manual_seed(0)
+    unit = zeroq.initial_images(dataclasses.replace(cfg, init="unit"), (1, 8, 8), torch.device("cpu"))
+    assert torch.allclose(unit.double() * 5418.75**0.5, pixels - 127.5, atol=1e-3)
+
+
+def test_zeroq_distillation_is_adam_on_the_pixels_under_the_plateau_schedule(zeroq_bench):
+    """``distill`` against its loop written out: Adam on the pixels; after more than
+    ``plateau_patience`` steps whose loss is not 1e-4 (relative) below the best, the LR is
+    multiplied by ``plateau_factor``, never below ``min_lr`` (ReduceLROnPlateau's rule)."""
+    import math
+
+    import dfqbench_zeroq.method as zeroq
+    from dfqbench.dfq.bn_stats import BNInputs, zeroq_bns_loss
+
+    teacher, digits, ctx = zeroq_bench
+    cfg = dataclasses.replace(zeroq.ZeroQConfig(), batch_size=4, iterations=16, lr=5.0, plateau_patience=1, plateau_factor=0.3, min_lr=1.0)
+    torch.manual_seed(1)
+    images, final = zeroq.distill(teacher, digits, cfg, ctx)
+    torch.manual_seed(1)
+    x = zeroq.initial_images(cfg, digits.input_shape, ctx.device).requires_grad_(True)
+    adam = torch.optim.Adam([x], lr=5.0)
+    best, bad, lrs = math.inf, 0, []
+    with BNInputs(teacher) as bn:
+        for _ in range(16):
+            bn.clear()
+            teacher(x)
+            loss = zeroq_bns_loss(bn, x)
+            adam.zero_grad()
+            loss.backward()
+            adam.step()
+            best, bad = (loss.item(), 0) if loss.item() < best * (1 - 1e-4) else (best, bad + 1)
+            if bad > 1:
+                adam.param_groups[0]["lr"], bad = max(adam.param_groups[0]["lr"] * 0.3, 1.0), 0
+            lrs.append(adam.param_groups[0]["lr"])
+    assert lrs == pytest.approx([5.0] * 6 + [1.5] * 2 + [1.0] * 8)  # here: two cuts, the second stopped by min_lr
+    assert torch.allclose(images, x.detach(), rtol=0, atol=1e-6) and final == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_zeroq_configs_are_the_reference_codes():
+    """distill_data.py: 500 Adam steps at lr 0.5, plateau patience 100, factor 0.1, min 1e-4;
+    32 images (run.sh: 64 on ImageNet); no reduced budget (the default is the paper's)."""
+    zeroq = method_impl(load_registry().method("zeroq").info)
+    c10 = zeroq.config(task("cifar10", "resnet20"), "paper")
+    assert (c10.batch_size, c10.iterations, c10.lr, c10.plateau_patience, c10.plateau_factor, c10.min_lr, c10.init) == (
+        32, 500, 0.5, 100, 0.1, 1e-4, "reference")  # fmt: skip
+    assert zeroq.config(task("imagenet", "resnet18"), "paper") == dataclasses.replace(c10, batch_size=64)
+    assert zeroq.config(task("digits", "resnet20-digits"), "default") == c10
+    assert zeroq.config(task("digits", "resnet20-digits"), "smoke") == dataclasses.replace(c10, iterations=5)
 
 
 def test_gdfq_paper_configs_are_the_reference_hocons():
@@ -98,7 +195,9 @@ def test_adadfq_paper_configs_follow_the_reference_hocons():
     assert [r50[b].warmup_epochs for b in (3, 4, 5)] == [100, 50, 50]
     assert [r50[b].milestones_s for b in (3, 4, 5)] == [(150, 300, 400), (200, 300, 400), (350, 400)]
     assert [r50[b].lambda_lower for b in (3, 4, 5)] == [0.4, 0.3, 0.3] and r50[4].alpha_ds == 0.1 and r50[3].lr_s == 1e-4
-    assert ada.config(task("imagenet", "mobilenetv2", 4), "paper").alpha_ds == 0.3
+    mv2 = {b: ada.config(task("imagenet", "mobilenetv2", b), "paper") for b in (3, 4, 5)}
+    assert [mv2[b].alpha_ds for b in (3, 4, 5)] == [0.2, 0.3, 0.2]
+    assert [mv2[b].lambda_lower for b in (3, 4, 5)] == [0.1, 0.1, 0.1]  # the ResNets' 0.3/0.4 are theirs only
 
 
 def test_reduced_student_lr_per_method_as_chosen_on_the_training_split():

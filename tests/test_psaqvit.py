@@ -46,6 +46,7 @@ def test_total_variation_and_its_prior():
     # horizontal √2, vertical √8, anti-diagonal |2 − 1|, diagonal |0 − 3|
     assert losses.total_variation(x).item() == pytest.approx(4 + 3 * math.sqrt(2), rel=1e-6)
     assert losses.tv_prior(x, 10.0).item() == pytest.approx(10 - 4 - 3 * math.sqrt(2), rel=1e-6)
+    assert losses.tv_prior(x, 1.0).item() == pytest.approx(4 + 3 * math.sqrt(2) - 1, rel=1e-6)  # |TV − v| from above too
     assert losses.tv_target_scale((32, 3, 224, 224)) == 1.0
     assert losses.tv_target_scale((32, 1, 8, 8)) == pytest.approx(math.sqrt(32 * 64 / (32 * 3 * 224 * 224)))
 
@@ -56,6 +57,38 @@ def test_learning_rate_schedule_is_v1s():
     )
 
 
+def test_v1_rounds_restart_the_warmup_cosine_schedule_but_keep_adams_state():
+    """``optimise`` against V1's loop written out: per round, Adam steps on jittered/flipped
+    images at lr·factor(step) (warm-up 2 of 4 steps: ½, 1, then the cosine 1, ½; a 3-step
+    round: ½, 1, 1), the images clipped to [(0 − 0.3)/0.4, (1 − 0.3)/0.4] after each step."""
+    import random
+
+    from dfqbench.api import Task
+    from dfqbench_psaqvit.generation import PixelBatch, image_bounds, jitter_flip, optimise
+
+    def objective(x):  # pulls every pixel to 2, beyond the valid 1.75
+        loss = (x - 2.0).square().sum()
+        return loss, None, {"loss": loss}
+
+    task = Task("s", "digits", "m", "vit", 10, (1, 4, 4), (0.3,), (0.4,), 4, 8)
+    start = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    batch = PixelBatch(start, 0.2, (0.5, 0.9), image_bounds(task, torch.device("cpu")))
+    random.seed(0)
+    optimise(batch, objective, [(4, 1), (3, 1)], warmup=2, flip=0.5, on_step=lambda parts: None)
+    x = start.clone().requires_grad_(True)
+    adam = torch.optim.Adam([x], lr=0.2, betas=(0.5, 0.9))
+    random.seed(0)
+    for factor in [0.5, 1.0, 1.0, 0.5] + [0.5, 1.0, 1.0]:
+        adam.param_groups[0]["lr"] = 0.2 * factor
+        adam.zero_grad()
+        objective(jitter_flip(x, 1, 0.5))[0].backward()
+        adam.step()
+        with torch.no_grad():
+            x.clamp_(-0.75, 1.75)
+    assert torch.allclose(batch.images, x.detach(), rtol=0, atol=1e-6)
+    assert batch.images.max().item() == pytest.approx(1.75)  # the clip was reached
+
+
 def test_teacher_student_kl():
     t = torch.tensor([[2.0, 0.0, -1.0]])
     p = torch.softmax(t, -1)
@@ -63,6 +96,32 @@ def test_teacher_student_kl():
     s = torch.tensor([[0.0, 1.0, 0.0]])
     q = torch.softmax(s, -1)
     assert losses.teacher_student_kl(t, s).item() == pytest.approx((p * (p / q).log()).sum().item(), rel=1e-5)
+    # τ = 2 over a batch of two: τ²·mean_b Σ_c p_c log(p_c/q_c) of the softened distributions;
+    # [2 ln 3, 0]/2 → (¾, ¼), [0, 0] → (½, ½), [0, 2 ln 2]/2 → (⅓, ⅔)
+    t2 = torch.tensor([[2 * math.log(3), 0.0], [0.0, 0.0]])
+    s2 = torch.tensor([[0.0, 0.0], [0.0, 2 * math.log(2)]])
+    kl = [0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5), 0.5 * math.log(0.5 / (1 / 3)) + 0.5 * math.log(0.5 / (2 / 3))]
+    assert losses.teacher_student_kl(t2, s2, temperature=2.0).item() == pytest.approx(4 * sum(kl) / 2, rel=1e-5)
+
+
+def test_jitter_rolls_both_axes_by_one_offset_and_flips_horizontally_with_probability_p():
+    import random
+
+    import numpy as np
+
+    from dfqbench_psaqvit.generation import jitter_flip
+
+    x = torch.arange(2 * 1 * 4 * 5, dtype=torch.float64).reshape(2, 1, 4, 5)
+    flips = 0
+    for seed in range(40):
+        random.seed(seed)
+        offset, u = random.randint(-2, 2), random.random()  # V1's two draws, in its order
+        expected = np.roll(x.numpy(), (offset, offset), axis=(2, 3))
+        if u > 1 - 0.3:  # flip with probability 0.3
+            expected, flips = expected[..., ::-1], flips + 1
+        random.seed(seed)
+        np.testing.assert_array_equal(jitter_flip(x, 2, 0.3).numpy(), expected)
+    assert 0 < flips < 20  # both branches were taken, and p = 0.3 is not read as 1 − p
 
 
 def test_generation_raises_the_patch_similarity_entropy():
@@ -94,6 +153,80 @@ def test_generation_raises_the_patch_similarity_entropy():
     assert entropy(start) < -0.05 and entropy(images) > -0.015
     assert images.min() >= (0 - 0.3) / 0.4 - 1e-6 and images.max() <= (1 - 0.3) / 0.4 + 1e-6  # valid images
     assert not ctx.metrics  # synthesis logs nothing itself: each cell logs `final` once
+
+
+def test_v2_cycles_are_the_adversarial_sample_steps_then_the_student_steps_written_out():
+    """``evolve`` against its cycle written out (spec §1.4): k_x Adam steps on jittered, flipped
+    samples minimising the V1 objective − λ_adv·τ²·KL(T‖S), then k_θ Adam steps of the
+    student on a fresh jittered copy minimising τ²·KL(T‖S), its LR decayed by a cosine."""
+    import contextlib
+    import copy
+    import random
+    from types import SimpleNamespace
+
+    from timm.models.vision_transformer import VisionTransformer
+
+    from dfqbench.api import Task
+    from dfqbench.quant import preset, wrap
+    from dfqbench_psaqvit.generation import AttentionProbe, PatchSimilarityObjective, PixelBatch, image_bounds, jitter_flip
+    from dfqbench_psaqvit.v2 import PSAQViTV2Config, calibrate, evolve
+
+    torch.manual_seed(0)
+    teacher = VisionTransformer(img_size=8, patch_size=2, in_chans=1, num_classes=10, embed_dim=16, depth=1, num_heads=2).eval()
+    teacher.requires_grad_(False)
+    task = Task("s", "digits", "m", "vit", 10, (1, 8, 8), (0.3,), (0.4,), 4, 8)
+    objective = PatchSimilarityObjective(teacher, AttentionProbe(teacher), tv_target=5.0, labels=None)
+    start = torch.randn(4, 1, 8, 8)
+    qmodel = wrap(teacher, 4, 8, preset("psaqvit"))
+    calibrate(qmodel, [start])
+    cfg = PSAQViTV2Config(cycles=3, sample_steps=2, student_steps=2, sample_lr=0.05, student_lr=1e-3, jitter=1, temperature=2.0, adv_weight=0.5)
+    ctx = SimpleNamespace(log=lambda **_: None, progress=lambda *_: contextlib.nullcontext(SimpleNamespace(advance=lambda: None)))
+    samplers = [PixelBatch(start, cfg.sample_lr, cfg.betas, image_bounds(task, torch.device("cpu"))) for _ in range(2)]
+    student = copy.deepcopy(qmodel)
+    random.seed(0)
+    evolve(teacher, qmodel, samplers[:1], [objective], cfg, ctx)
+
+    def kl(t, s):  # τ²·mean_b KL(softmax(t/τ) ‖ softmax(s/τ)), τ = 2
+        p = torch.softmax(t / 2, dim=1)
+        return 4 * (torch.xlogy(p, p) - p * torch.log_softmax(s / 2, dim=1)).sum(1).mean()
+
+    random.seed(0)
+    batch, adam, steps = samplers[1], torch.optim.Adam(student.parameters(), lr=1e-3), 0
+    for _ in range(3):
+        student.requires_grad_(False)
+        for _ in range(2):
+            x = jitter_flip(batch.draw(), 1, 0.5)
+            loss, t, _ = objective(x)
+            batch.step(loss - 0.5 * kl(t, student(x)))
+        student.requires_grad_(True)
+        for _ in range(2):
+            x = jitter_flip(batch.draw(), 1, 0.5)
+            adam.param_groups[0]["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * steps / 6))
+            adam.zero_grad()
+            kl(teacher(x), student(x)).backward()
+            adam.step()
+            steps += 1
+    assert torch.allclose(samplers[0].images, batch.images, rtol=0, atol=1e-5)
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-7) for a, b in zip(qmodel.parameters(), student.parameters(), strict=True))
+    assert not torch.allclose(samplers[0].images, start) and not torch.equal(qmodel[1].head[0].weight, teacher.head.weight)
+
+
+def test_v1_and_v2_configs_scale_v1s_jitter_and_keep_its_learning_rates():
+    from dfqbench.api import Task
+    from dfqbench_psaqvit.v1 import PSAQViT
+    from dfqbench_psaqvit.v2 import PSAQViTV2
+
+    def vit(model, size):
+        return Task("s", "imagenet", model, "vit", 1000, (3, size, size), (0.5,) * 3, (0.5,) * 3, 4, 8)
+
+    v1, v2 = PSAQViT(), PSAQViTV2()
+    assert (v1.config(vit("deit_tiny", 224), "paper").jitter, v1.config(vit("deit_tiny", 224), "paper").lr) == ((15, 30), 0.20)
+    assert v1.config(vit("swin_tiny", 224), "paper").lr == 0.25 and v2.config(vit("swin_tiny", 224), "paper").warm_lr == 0.25
+    assert v1.config(vit("deit_tiny", 112), "paper").jitter == (8, 15)  # 7.5 → 8, 15 (Python rounds half to even)
+    assert v1.config(vit("vit-digits", 8), "default").jitter == (1, 1)  # at least a pixel
+    paper_v2 = v2.config(vit("deit_tiny", 224), "paper")
+    assert (paper_v2.jitter, paper_v2.warm_lr, paper_v2.add_ce_random_labels, paper_v2.adv_weight, paper_v2.temperature) == (15, 0.20, False, 1.0, 1.0)
+    assert not v2.config(vit("vit-digits", 8), "default").add_ce_random_labels  # no category guidance
 
 
 def records(path):

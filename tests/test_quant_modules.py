@@ -88,6 +88,17 @@ def test_minmax_first_batch_initialises_or_joins_zero(act_range, first_range):
     assert (act.x_min.item(), act.x_max.item()) == ((2.5, 4.0) if act_range == "minmax" else (0.0, 4.0))
 
 
+def test_the_zeroq_preset_is_the_default_with_zeroqs_cumulative_min_max_from_zero():
+    from dfqbench.quant import preset
+
+    assert preset("zeroq") == QuantSettings(name="zeroq", act_range="minmax-from-zero")
+    act = wrap(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), 4, 4, preset("zeroq"))[1][1]
+    with calibrating(act), torch.no_grad():
+        act(torch.tensor([1.5, 2.0]))
+        act(torch.tensor([1.0, 3.0]))
+    assert (act.x_min.item(), act.x_max.item()) == (0.0, 3.0)  # not the EMA, and 0 always inside
+
+
 @pytest.mark.parametrize("act_range", ["ema", "minmax", "minmax-from-zero"])
 def test_a_degenerate_range_falls_back_to_the_tensor_only_for_zeroq_and_zaq(act_range):
     act = QuantAct(2, act_range)

@@ -7,7 +7,7 @@ import timm
 import torch
 from torch import nn
 
-from dfqbench.quant import QuantAct, QuantLinear, calibrating, describe, preset, quant_acts, weight_layers, wrap
+from dfqbench.quant import QuantAct, QuantLinear, QuantSettings, calibrating, describe, preset, quant_acts, weight_layers, wrap
 from dfqbench.quant.functional import asym_fake_quant, asym_unsigned_fake_quant, sym_fake_quant_channel
 from dfqbench.quant.settings import DEFAULT_FOR_FAMILY
 
@@ -86,6 +86,8 @@ def test_psaqvit_preset_is_the_vit_default():
     assert (settings.weight, settings.act_range, settings.act_sites, settings.calibrate, settings.quantize_input) == (
         "sym-minmax-channel", "minmax", "psaqvit", "fp", True,
     )  # fmt: skip
+    # the rest is the default's: patch embedding and head at the cell's bits (first_last_bits None)
+    assert settings == QuantSettings(name="psaqvit", weight="sym-minmax-channel", act_range="minmax", act_sites="psaqvit", calibrate="fp", quantize_input=True)
 
 
 # PSAQ-ViT V1's sites (spec §3.1), by the module that owns them
@@ -147,6 +149,55 @@ def test_every_site_in_a_timm_swin():
     assert rest == SWIN_MODEL
     assert describe(qmodel) == {"weight_layers": 1 + 12 * 4 + 3 + 1, "act_quantizers": 12 * 12 + 3 * 2 + 6}
     calibrate_and_compare(model, qmodel, 224)
+
+
+def test_each_vit_site_observes_its_fp_tensor_and_feeds_the_next_operation():
+    """``fp`` calibration gives every site the min/max of its tensor in the untouched timm
+    model (read with hooks; attention written out); shrinking any one site's range then
+    changes the logits: its output is what the next operation reads."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(img_size=8, patch_size=2, in_chans=1, num_classes=10, embed_dim=16, depth=1, num_heads=2).eval()
+    with torch.no_grad():  # timm's init makes near-constant logits, which 8-bit logits would hide changes in
+        for parameter in model.parameters():
+            parameter.normal_(0, 0.5)
+    x = torch.randn(3, 1, 8, 8)
+    seen = {"0": x, "1.act_pos": model.pos_embed}
+    block, b, hooks = model.blocks[0], "1.blocks.0.", []
+
+    def keep(name, pre=False):
+        return (lambda m, args: seen.__setitem__(name, args[0])) if pre else (lambda m, args, out: seen.__setitem__(name, out))
+
+    for module, name in [(model.patch_embed.proj, "1.patch_embed.proj.1"), (model.patch_embed, "tokens"), (block.norm1, b + "norm1.1"),
+                         (block.attn.qkv, b + "attn.qkv.1"), (block.attn.proj, b + "attn.proj.1"), (block.norm2, b + "norm2.1"),
+                         (block.mlp.act, b + "mlp.act.1"), (block.mlp.fc2, b + "mlp.fc2.1"), (block, b + "act_res2"), (model.head, "1.head.1")]:
+        hooks.append(module.register_forward_hook(keep(name)))
+    for module, name in [(block, "1.act_pos_sum"), (block.norm2, b + "act_res1"), (model.head, "1.act_head_in")]:
+        hooks.append(module.register_forward_pre_hook(keep(name, pre=True)))
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    with torch.no_grad():
+        seen["1.act_tokens"] = torch.cat([model.cls_token.flatten(), seen.pop("tokens").flatten()])
+        q, k, v = seen[b + "attn.qkv.1"].reshape(3, 17, 3, 2, 8).permute(2, 0, 3, 1, 4)
+        seen[b + "attn.act_scores"] = q @ k.transpose(-2, -1) / 8**0.5
+        seen[b + "attn.act_attn_v"] = seen[b + "attn.act_scores"].softmax(-1) @ v
+    qmodel = wrap(model, 8, 8, preset("psaqvit"))
+    with calibrating(qmodel), torch.no_grad():
+        qmodel(x)
+    ranges = {name: (act.x_min.item(), act.x_max.item()) for name, act in quant_acts(qmodel)}
+    assert set(ranges) == set(seen)
+    for name, tensor in seen.items():
+        assert ranges[name] == pytest.approx((tensor.min().item(), tensor.max().item()), abs=1e-5), name
+    with torch.no_grad():
+        logits = qmodel(x)
+        for name, act in quant_acts(qmodel):
+            top = act.x_max.clone()
+            act.x_max.copy_((act.x_min + act.x_max) / 2)
+            assert not torch.allclose(qmodel(x), logits, rtol=0, atol=1e-6), name
+            act.x_max.copy_(top)
 
 
 def test_unsupported_models_are_refused_not_guessed():
