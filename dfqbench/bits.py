@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import reprlib
 
-from dfqbench.errors import DfqError, shown
+from dfqbench.errors import DfqError
 
 MIN_BITS, MAX_BITS = 2, 16
 _FORMS = (
@@ -21,14 +22,14 @@ def parse_bits(spec: str) -> list[tuple[int, int]]:
     for token in (t.strip().lower() for t in spec.split(",")):
         match = next((m for form in _FORMS if (m := form.match(token))), None)
         if match is None:
-            raise DfqError(f"bad --bits entry {shown(token)}; valid: {HELP}")
+            raise DfqError(f"bad --bits entry {reprlib.repr(token)}; valid: {HELP}")
         digits = [match["w"], match.groupdict().get("a") or match["w"]]
         if any(len(d.lstrip("0")) > 2 for d in digits):  # int() refuses thousands of digits with its own error
-            raise DfqError(f"bad --bits entry {shown(token)}: a bit-width out of range; valid: {HELP}")
+            raise DfqError(f"bad --bits entry {reprlib.repr(token)}: a bit-width out of range; valid: {HELP}")
         w, a = map(int, digits)
         for value in (w, a):
             if not MIN_BITS <= value <= MAX_BITS:
-                raise DfqError(f"bad --bits entry {shown(token)}: bit-width {value} is out of range; valid: {HELP}")
+                raise DfqError(f"bad --bits entry {reprlib.repr(token)}: bit-width {value} is out of range; valid: {HELP}")
         if (w, a) not in pairs:
             pairs.append((w, a))
     return pairs

@@ -8,6 +8,7 @@ instant.
 
 from __future__ import annotations
 
+import reprlib
 import signal
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import click
 
 import dfqbench
-from dfqbench.errors import DfqError, shown, unknown, writing_tables
+from dfqbench.errors import DfqError, unknown, writing_tables
 from dfqbench.registry import Registry, load_registry
 
 LIST_KINDS = ("methods", "models", "datasets", "suites", "plugins")
@@ -52,7 +53,7 @@ def parse_seeds(text: str) -> list[int]:
     seeds = []
     for token in _split(text, "seeds", valid):
         if not (token.isascii() and token.isdigit() and len(token.lstrip("0")) <= len(str(MAX_SEED)) and int(token) <= MAX_SEED):
-            raise DfqError(f"bad --seeds entry {shown(token)}; valid: {valid}")
+            raise DfqError(f"bad --seeds entry {reprlib.repr(token)}; valid: {valid}")
         seeds.append(int(token))
     return list(dict.fromkeys(seeds))  # 0 and 00 are one seed
 

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import reprlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 
 class DfqError(Exception):
     """Bad input or environment: the message is shown to the user as one line."""
-
-
-def shown(value: object, limit: int = 24) -> str:
-    """``value`` as an error line quotes it, cut short where it would swamp the line."""
-    if isinstance(value, str):
-        return repr(value) if len(value) <= limit else repr(value[:limit]) + "…"
-    return reprlib.repr(value)
 
 
 def unknown(kind: str, value: str, choices: Iterable[str], where: str = "") -> DfqError:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import reprlib
 from types import ModuleType
 
-from dfqbench.errors import DfqError, shown, unknown
+from dfqbench.errors import DfqError, unknown
 from dfqbench.executor import WorkerSpec, run_cells, worker_session
 from dfqbench.plan import Cell
 
@@ -43,7 +44,7 @@ def parse_options(items: tuple[str, ...], valid: set[str], executor: str, exampl
         except (ValueError, SyntaxError, RecursionError, MemoryError):  # not a literal: the text itself
             value = text
         if key in out and out[key] != value:
-            raise DfqError(f"--executor-option {key} is given twice, as {shown(out[key])} and {shown(value)}; give it once")
+            raise DfqError(f"--executor-option {key} is given twice, as {reprlib.repr(out[key])} and {reprlib.repr(value)}; give it once")
         out[key] = value
     return out
 

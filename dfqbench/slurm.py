@@ -16,10 +16,11 @@ Job logs go to ``<results>/<suite>/slurm/<job id>/``.
 from __future__ import annotations
 
 import getpass
+import reprlib
 import subprocess
 import uuid
 
-from dfqbench.errors import DfqError, shown
+from dfqbench.errors import DfqError
 from dfqbench.executor import Outcome, WorkerSpec, pending, salvage, work_units
 from dfqbench.jobs import parse_options, require, run_unit
 from dfqbench.overrides import as_type, type_name
@@ -73,7 +74,7 @@ def check_types(options: dict[str, object]) -> None:
         try:
             options[key] = as_type(value, kind)
         except (TypeError, OverflowError):
-            raise DfqError(f"bad --executor-option value for slurm: {key}={shown(value)} is not {type_name(kind)}") from None
+            raise DfqError(f"bad --executor-option value for slurm: {key}={reprlib.repr(value)} is not {type_name(kind)}") from None
         if key in LEAST and options[key] < LEAST[key]:
             raise DfqError(f"bad --executor-option value for slurm: {key}={value}; valid: {LEAST[key]} or more")
 

@@ -26,8 +26,8 @@ def one_line_error(result):
         (["--seeds", "x"], "bad --seeds entry 'x'; valid: integers from 0 to 4294967295"),
         (["--seeds", str(2**64)], f"bad --seeds entry '{2**64}'; valid: integers from 0 to 4294967295"),
         (["--seeds", "٣"], "bad --seeds entry '٣'"),
-        (["--seeds", "1" * 4301], "bad --seeds entry '111111111111111111111111'…; valid: integers from 0 to 4294967295"),  # beyond int()'s digits
-        (["--bits", "4w" + "8" * 4301 + "a"], "bad --bits entry '4w8888888888888888888888'…: a bit-width out of range; valid: integers in 2..16"),
+        (["--seeds", "1" * 4301], "bad --seeds entry '111111111111...1111111111111'; valid: integers from 0 to 4294967295"),  # beyond int()'s digits
+        (["--bits", "4w" + "8" * 4301 + "a"], "bad --bits entry '4w8888888888...888888888888a': a bit-width out of range; valid: integers in 2..16"),
         (["--seeds", "0,,1"], "bad --seeds '0,,1': an empty entry"),
         (["--seeds", ""], "bad --seeds '': an empty entry"),
         (["--methods", ""], "bad --methods '': an empty entry; valid: all or "),

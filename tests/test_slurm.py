@@ -74,7 +74,7 @@ def test_slurm_parameters_are_checked_before_anything_runs():
         ("timeout_min=0", "timeout_min=0; valid: 1 or more"),
         ("gpus_per_node=-1", "gpus_per_node=-1; valid: 0 or more"),
         # ast.literal_eval gives up on this with RecursionError, not ValueError: it is text
-        ("timeout_min=" + "-" * 5000 + "1", "timeout_min='------------------------'… is not an integer"),
+        ("timeout_min=" + "-" * 5000 + "1", "timeout_min='------------...------------1' is not an integer"),
     ]:
         with pytest.raises(DfqError, match=f"bad --executor-option value for slurm: {re.escape(expected)}"):
             parse_parameters((item,))
