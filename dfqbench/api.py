@@ -152,10 +152,6 @@ class Task:
     w_bits: int
     a_bits: int
 
-    @property
-    def bits_label(self) -> str:
-        return f"{self.w_bits}w{self.a_bits}a"
-
 
 class Method:
     """Base class of a method implementation (the ``impl`` of a :class:`MethodInfo`).
@@ -240,13 +236,3 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     if isinstance(config, dict):
         return dict(config)
     raise TypeError(f"a method config must be a dataclass or a dict, not {type(config).__name__}")
-
-
-@dataclass
-class Contribution:
-    """Everything one plugin contributed, as collected by the registry."""
-
-    methods: list[MethodInfo] = field(default_factory=list)
-    models: list[ModelInfo] = field(default_factory=list)
-    datasets: list[DatasetInfo] = field(default_factory=list)
-    suites: list[SuiteInfo] = field(default_factory=list)

@@ -124,7 +124,7 @@ def cli() -> None:
 @click.option("--models", default=None, help="Comma list of models of the suite [default: all of them].")
 @click.option("--bits", default=None, help="Comma list: `3,4,5` = W3A3,W4A4,W5A5; `4w8a` = W4A8 [default: the suite's].")
 @click.option("--seeds", default="0", show_default=True, help="Comma list of seeds; several give mean ± std.")
-@click.option("--budget", default="default", show_default=True, help="paper | default | smoke.")
+@click.option("--budget", default="default", show_default=True, help="paper: the method's published schedule | default: a reduced one, minutes per cell on a CPU for digits | smoke: a few steps.")
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--results", default="results", show_default=True, type=Folder(), help="Results folder.")
 @click.option("--resume/--no-resume", default=True, show_default=True, help="Skip cells that already have an ok record.")

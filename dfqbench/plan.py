@@ -22,7 +22,6 @@ from dfqbench.quant.settings import ACT_SITES, DEFAULT_FOR_FAMILY, PRESETS, Quan
 from dfqbench.registry import Registry
 
 BUDGETS = ("paper", "default", "smoke")
-BUDGET_HELP = "paper: the method's published schedule; default: minutes on a CPU for digits; smoke: a few steps"
 
 
 @dataclass(frozen=True)
