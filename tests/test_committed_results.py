@@ -231,18 +231,28 @@ def test_documented_commands_made_the_committed_records(cli, document, args, mon
 def test_committed_cells_reproduce_to_the_last_digit(cli, method, model, bits, tmp_path):
     """Same seed, same teacher, same arithmetic → same record: a rerun of committed cells
     (seed 0) gives their top-1 exactly. On another CPU than the one the records name, torch's
-    kernels may round otherwise and a training run take another path: skipped there, and
-    under another thread count (``OMP_NUM_THREADS``; the records were made on one)."""
+    kernels may round otherwise and a training run take another path: skipped there, before
+    it runs, and under another thread count (``OMP_NUM_THREADS``; the records were made on one)."""
+    import torch
+
+    from dfqbench.bits import parse_bits
+    from dfqbench.plan import make_plan
+    from dfqbench.registry import load_registry
+    from dfqbench.seeding import describe_machine
+
+    committed = {r["key"]: r for r in RecordStore(ROOT / "results" / "digits" / "records.jsonl").read()}  # the latest per key
+    cells = make_plan(load_registry(), "digits", [method], [model], parse_bits(bits), [0], "default").cells
+    here = describe_machine(torch.device("cpu"))
+    for cell in cells:
+        if committed[cell.key].get("machine") != here:
+            pytest.skip(f"the committed records were made on {committed[cell.key].get('machine', 'a machine they do not name')}, this is {here}")
     res = cli("run", "--methods", method, "--models", model, "--bits", bits, "--results", str(tmp_path))
     assert res.code == 0, res.err
     records = RecordStore(tmp_path / "digits" / "records.jsonl").read()
-    assert len(records) == len(bits.split(","))
-    committed = {r["key"]: r for r in RecordStore(ROOT / "results" / "digits" / "records.jsonl").read()}  # the latest per key
+    assert sorted(r["key"] for r in records) == sorted(c.key for c in cells)
     for record in records:
         made = committed[record["key"]]
-        assert record["teacher_sha256"] == made["teacher_sha256"]
-        if record["machine"] != made.get("machine"):
-            pytest.skip(f"the committed records were made on {made.get('machine', 'a machine they do not name')}, this is {record['machine']}")
+        assert record["teacher_sha256"] == made["teacher_sha256"] and record["machine"] == made["machine"]
         if record["device"] != made["device"]:  # a training's sums run in another order on another thread count
             pytest.skip(f"the committed records were made on {made['device']}, this run is on {record['device']}")
         assert (record["status"], record["top1"], record["top5"]) == (made["status"], made["top1"], made["top5"])

@@ -136,6 +136,27 @@ def test_gdfq_generator_shapes_and_standardised_output(shape, conditioning):
     assert (gen.label_emb is None) == (conditioning == "cbn")
 
 
+def test_gdfq_generator_conditions_on_the_label():
+    torch.manual_seed(0)
+    z, labels = torch.randn(8, 16), torch.randint(0, 10, (8,))
+    gen = GDFQGenerator(10, (1, 8, 8), latent_dim=16)
+    seen = []
+    gen.trunk.l1.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    gen(z, labels)
+    assert torch.equal(seen[-1], gen.label_emb(labels) * z)  # the trunk's input: Embedding(y) ⊙ z
+    cbn = GDFQGenerator(10, (1, 8, 8), latent_dim=16, conditioning="cbn")
+    with torch.no_grad():
+        cbn.trunk.norm0.gamma.weight.copy_(torch.arange(10.0)[:, None] + 1)
+        cbn.trunk.norm0.beta.weight.copy_(-torch.arange(10.0)[:, None])
+    seen.clear()
+    cbn.trunk.conv1.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    cbn(z, labels)
+    # norm0 of the CBN trunk: per-class γ_y·BN(x) + β_y, then the ×2 upsampling before conv1
+    x = cbn.trunk.l1(z).view(8, 128, 2, 2)
+    want = (labels + 1.0)[:, None, None, None] * F.batch_norm(x, None, None, training=True) - labels[:, None, None, None]
+    assert torch.allclose(seen[-1], F.interpolate(want, scale_factor=2), atol=1e-5)
+
+
 def test_conditional_bn_mixes_the_mean_over_slots():
     cbn = ConditionalBatchNorm2d(3, 2)
     with torch.no_grad():

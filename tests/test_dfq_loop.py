@@ -125,6 +125,20 @@ def test_only_the_generator_and_the_students_weights_learn():
     assert {name for name, _ in GDFQGenerator(10, (1, 8, 8)).named_parameters()} <= states["generator"]
 
 
+def test_each_optimizer_steps_at_its_own_multistep_lr(monkeypatch):
+    """The schedule as the loop applies it, epoch by epoch: an LR decays once epoch + 1 passes
+    a milestone (GDFQ's LRPolicy), the generator's and the student's each on their own."""
+    steps = []
+    for kind in (torch.optim.SGD, torch.optim.Adam):
+        original = kind.step
+        monkeypatch.setattr(kind, "step", lambda opt, *a, _o=original, **k: steps.append((type(opt).__name__, opt.param_groups[0]["lr"])) or _o(opt, *a, **k))
+    cfg = LoopConfig(epochs=4, iters_per_epoch=1, batch_size=8, warmup_epochs=1, calib_epochs=1, lr_s=0.1, lr_g=0.01,
+                     milestones_s=(2,), milestones_g=(1, 3), lr_decay=0.5)  # fmt: skip
+    run_loop(cfg)
+    assert [lr for kind, lr in steps if kind == "Adam"] == pytest.approx([0.01, 0.005, 0.005, 0.0025])  # epochs 0–3
+    assert [lr for kind, lr in steps if kind == "SGD"] == pytest.approx([0.1, 0.05, 0.05])  # epochs 1–3, after the warm-up
+
+
 def test_student_in_generator_step_is_forwarded_twice_per_iteration():
     cfg = LoopConfig(epochs=2, iters_per_epoch=2, batch_size=8, warmup_epochs=1, calib_epochs=1)
     student, counts, _, _ = run_loop(cfg, student_in_g=True)

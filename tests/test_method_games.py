@@ -115,6 +115,16 @@ def test_adadfq_generator_loss_is_eq13_with_each_weight_in_its_place(monkeypatch
         np.testing.assert_allclose(grad.numpy(), numeric, atol=1e-6)
 
 
+def test_adadfq_student_loss_is_eq14_at_the_configured_temperature():
+    game = adadfq.AdaDFQGame(None, 4, dataclasses.replace(adadfq.AdaDFQConfig(), temperature=2.0))
+    z_p = np.array([[2.0, 0.0, -1.0, 0.5], [0.0, 1.0, 0.0, 3.0]])
+    z_q = np.array([[0.0, 0.5, 0.0, 0.0], [1.0, -1.0, 0.0, 2.0]])
+    log_p = np_log_softmax((z_p - z_q) / 2.0)  # L_Q = −T²·mean_i H(softmax((z_p − z_q)/T))
+    expected = -4.0 * -(np.exp(log_p) * log_p).sum(axis=1).mean()
+    out = game.student_loss(None, torch.from_numpy(z_q).float(), torch.from_numpy(z_p).float())
+    assert out["loss"].item() == pytest.approx(expected, rel=1e-5)
+
+
 ZAQ_TASK = Task("s", "digits", "r", "cnn", 10, (1, 8, 8), (0.5,), (0.5,), 4, 4)
 
 

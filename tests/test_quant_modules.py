@@ -57,12 +57,12 @@ def adam_corrected(batch_values, beta=0.9):
 
 def test_ema_range_is_the_bias_corrected_moving_average():
     act = QuantAct(4, "ema", 0.9)
-    maxima = [3.0, 1.0, 2.0, 5.0, 4.0]
+    minima, maxima = [-1.0, 0.5, -2.0, 0.0, -0.25], [3.0, 1.0, 2.0, 5.0, 4.0]
     act.calibrating = True
-    for t, b in enumerate(maxima):
-        act(torch.tensor([0.0, b]))
+    for t, (lo, hi) in enumerate(zip(minima, maxima)):
+        act(torch.tensor([lo, 0.75, hi]))
+        assert act.x_min.item() == pytest.approx(adam_corrected(minima)[t], rel=1e-6)
         assert act.x_max.item() == pytest.approx(adam_corrected(maxima)[t], rel=1e-6)
-    assert act.x_min.item() == 0.0
     assert act.x_max.item() != pytest.approx(max(maxima))
 
 

@@ -320,14 +320,17 @@ def test_third_party_plugin_runs_in_a_matrix(cli, example_plugin, tmp_path):
 
 
 def test_same_seed_same_device_same_record(cli, tmp_path):
+    """On a method that trains, so the losses it logs are compared too: GDFQ's generator and
+    student losses to the last digit."""
     outs = []
     for name in ("a", "b"):
-        res = cli("run", "--methods", "noise", "--models", "mobilenetv2-digits", "--bits", "3", "--seeds", "0,1",
+        res = cli("run", "--methods", "gdfq", "--models", "mobilenetv2-digits", "--bits", "3", "--seeds", "0,1",
                   "--budget", "smoke", "--results", str(tmp_path / name))
         assert res.code == 0
         outs.append([(r["key"], r["top1"], r["top5"], r["metrics"]) for r in records(tmp_path / name)])
     assert outs[0] == outs[1]
-    assert outs[0][0][1] != outs[0][1][1]  # and the seed matters
+    assert {"g_loss", "s_loss"} <= set(outs[0][0][3])
+    assert outs[0][0][3] != outs[0][1][3]  # and the seed matters
 
 
 def test_key_is_a_hash_of_exactly_the_cell():
@@ -374,6 +377,24 @@ class TestDataFree:
         assert sneaky["status"] == "failed" and sneaky["error"]["type"] == "DataFreeViolation"
         assert "probe-sneaky is registered as data-free and tried to load Digits (val split)" in sneaky["error"]["message"]
         assert by_method["noise"]["status"] == by_method["probe-spy"]["status"] == "ok"
+
+    def test_the_built_in_methods_run_without_real_data(self, cli, tmp_path, monkeypatch):
+        from dfqbench.data import digits
+        from dfqbench.registry import load_registry
+
+        builtin = {n: e.info.data_free for n, e in load_registry().methods.items() if e.plugin.distribution == "dfqbench"}
+        assert {n for n, free in builtin.items() if not free} == {"real-calib", "real-kd"}  # the declared references only
+        requested = []
+        original = digits.load_split
+        monkeypatch.setattr(digits, "load_split", lambda split, env=None, settings=None: requested.append(split) or original(split, env, settings))
+        data_free = sorted(n for n, free in builtin.items() if free)
+        res = cli("run", "--methods", ",".join(data_free), "--models", "resnet20-digits,vit-digits", "--bits", "4",
+                  "--budget", "smoke", "--results", str(tmp_path))
+        assert res.code == 0, res.err
+        recs = records(tmp_path)
+        assert sorted({r["cell"]["method"] for r in recs}) == data_free  # each on the model family it supports
+        assert all(r["status"] == "ok" and r["labels"]["data_free"] for r in recs)
+        assert "train" not in requested and requested  # only the harness's evaluation read real images
 
     def test_every_dataset_loader_of_the_suites_refuses_while_a_data_free_method_runs(self, tmp_path):
         from dfqbench.api import load_object
