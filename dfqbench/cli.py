@@ -169,7 +169,10 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     reg = load_registry()
     suite_info = reg.suite(suite).info
     suite_models = [m for _, m in suite_info.rows]
-    method_names = list(reg.methods) if methods.strip() == "all" else _split(methods, "methods", "all or " + ", ".join(reg.methods))
+    valid_methods = "all, or a comma list of " + ", ".join(sorted(reg.methods))
+    method_names = list(reg.methods) if methods.strip() == "all" else _split(methods, "methods", valid_methods)
+    if "all" in method_names:
+        raise DfqError(f"bad --methods {methods!r}: 'all' stands alone; valid: {valid_methods}")
     for name in method_names:
         reg.method(name)
     plan = make_plan(
@@ -460,16 +463,23 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="dfqbench", standalone_mode=False)
     except DfqError as exc:
-        click.echo(f"dfqbench: error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc), 2)
     except click.exceptions.Abort:
         click.echo("dfqbench: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"dfqbench: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
+    except OSError as exc:  # the file system refusing a path given (e.g. a name too long): bad input, like the rest
+        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
     if isinstance(rv, int) and rv:
         sys.exit(rv)
+
+
+def _fail(message: str, code: int) -> None:
+    # One line whatever a value holds: a newline in a path or a --method would split it
+    one_line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    click.echo(f"dfqbench: error: {one_line}", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,11 @@ class DfqError(Exception):
     """Bad input or environment: the message is shown to the user as one line."""
 
 
+class UnusedWeights(DfqError):
+    """A ``--weights`` file for a model whose loader reads none: the user's mistake whether or
+    not the model's cells still have to run."""
+
+
 def unknown(kind: str, value: str, choices: Iterable[str], where: str = "") -> DfqError:
     """``unknown method 'gdfqq'; valid choices: adadfq, gdfq, ...``"""
     valid = ", ".join(sorted(choices)) or "(none)"

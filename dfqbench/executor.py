@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from dfqbench.errors import DfqError
+from dfqbench.errors import DfqError, UnusedWeights
 from dfqbench.plan import Cell
 from dfqbench.progress import Bar, Display
 from dfqbench.records import RecordStore
@@ -80,6 +80,8 @@ def pending(
         if made_with and session is not None and cell.model not in unchecked:
             try:
                 now = session.teacher_sha256(cell.dataset, cell.model, cell.data)
+            except UnusedWeights:
+                raise
             except Exception as exc:  # noqa: BLE001 - nothing to compare with; the cells that must run will say why
                 unchecked[cell.model] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if record is None or (now and made_with != now):

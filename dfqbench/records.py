@@ -16,7 +16,7 @@ import os
 import reprlib
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from dfqbench.errors import DfqError
 from dfqbench.files import write_whole
@@ -24,17 +24,50 @@ from dfqbench.files import write_whole
 SCHEMA = 1
 STATUSES = ("ok", "failed", "diverged")
 REQUIRED = ("key", "status", "cell")
-#: the fields of ``cell`` that tables, ``show`` and resuming read, with their JSON types
+#: the fields of ``cell`` that every record has and tables, ``show`` and resuming read
 CELL_FIELDS = {
     **dict.fromkeys(("suite", "dataset", "model", "method", "budget"), str),
     **dict.fromkeys(("w_bits", "a_bits", "seed"), int),
     **dict.fromkeys(("quantizer", "config"), dict),
 }
-#: optional fields of a record and of its cell, checked where present (older records lack them)
-OPTIONAL_FIELDS = {"labels": dict, "metrics": dict, "joint": dict}
-OPTIONAL_CELL_FIELDS = {"overrides": dict, "data": dict, "precision": str}
 #: what tables compute with
 NUMBERS = ("top1", "top5", "fp_top1", "fp_top5", "wall_time_s")
+
+
+class Maybe(NamedTuple):
+    """The shape, or null."""
+
+    shape: Any
+
+
+class Each(NamedTuple):
+    """A JSON object whose every value has the shape (a name → value map)."""
+
+    shape: Any
+
+
+class ListOf(NamedTuple):
+    shape: Any
+
+
+NUMBER = float  #: in a shape: a finite number, integer or not
+#: The shapes of everything tables, ``show`` and resuming read from a record: a JSON type, or
+#: ``{field: shape}`` for an object whose listed fields are checked where present (older
+#: records lack some; the required ones are checked first). A value of another shape would
+#: fail in the middle of a command that already did work, so the reader refuses its line.
+SHAPE = {
+    "key": str,
+    "cell": {**CELL_FIELDS, "quantizer": {"name": str}, "overrides": Each(dict), "data": dict, "precision": str},
+    "teacher_sha256": Maybe(str),
+    **dict.fromkeys(NUMBERS, Maybe(NUMBER)),
+    "labels": {"data_free": bool, "year": int, **dict.fromkeys(("dataset", "model", "method"), str)},
+    "metrics": Each({"last": NUMBER, "count": int}),
+    "versions": {**dict.fromkeys(("dfqbench", "torch", "python"), str), "source": Maybe(str), "plugin": Each(Maybe(str))},
+    "machine": Each(str),
+    "error": Maybe(Each(str)),
+    "joint": {"keys": ListOf(str), "wall_time_s": NUMBER},
+    **dict.fromkeys(("log", "log_error", "device", "finished"), str),
+}
 #: folder of the per-cell metric histories, beside ``records.jsonl``
 LOGS = "logs"
 
@@ -49,7 +82,8 @@ class RecordStore:
         try:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            existing = next(p for p in (self.path, *self.path.parents) if p.exists())
+            # a link counts as there even when it leads nowhere: the append would follow it
+            existing = next(p for p in (self.path, *self.path.parents) if p.exists() or p.is_symlink())
             if existing == self.path:
                 with open(self.path, "a"):
                     pass
@@ -87,8 +121,19 @@ class RecordStore:
             end = os.fstat(fd).st_size
             if end and os.pread(fd, 1, end - 1) != b"\n":  # e.g. an editor dropped the final newline
                 line = b"\n" + line
-            os.write(fd, line)
-            os.fsync(fd)
+            try:
+                if os.write(fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            except OSError as exc:  # a part of a line would make every later read refuse the file
+                os.ftruncate(fd, end)
+                cell = record["cell"]
+                result = f"top-1 {record['top1']:.2f}" if record.get("top1") is not None else record["status"]
+                raise DfqError(
+                    f"cannot append the record of {cell['method']} · {cell['model']} · {cell['w_bits']}w{cell['a_bits']}a · "
+                    f"seed {cell['seed']} ({result}) to {self.path}: {exc.strerror or exc}; the file is as it was, "
+                    "so that cell runs again"
+                ) from None
         finally:
             os.close(fd)  # closing releases the lock
 
@@ -109,8 +154,8 @@ class RecordStore:
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             reason = f"no {exc}" if isinstance(exc, KeyError) else f"{exc}"
             raise DfqError(f"cannot read the log of cell {record['key']} ({path}): {reason}") from None
-        if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
-            raise DfqError(f"cannot read the log of cell {record['key']} ({path}): its history is not a name → list of values")
+        if _mismatch(history, Each(ListOf(Maybe(NUMBER))), ()):
+            raise DfqError(f"cannot read the log of cell {record['key']} ({path}): its history is not a name → list of numbers")
         return history
 
     def read(self) -> list[dict[str, Any]]:
@@ -142,6 +187,8 @@ def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise DfqError(f"{where} is not valid JSON ({exc.msg}); fix or delete that line, the others are intact") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (its advice after ";" is for programmers)
+        raise DfqError(f"{where} cannot be read ({str(exc).split(';')[0]}); fix or delete that line, the others are intact") from None
     except RecursionError:
         raise DfqError(f"{where} is nested too deeply to be a dfqbench record; fix or delete that line") from None
     if not isinstance(record, dict) or any(k not in record for k in REQUIRED):
@@ -151,30 +198,46 @@ def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:
                        "use the dfqbench version that wrote it")
     if record["status"] not in STATUSES:
         raise DfqError(f"{where} has unknown status {record['status']!r}; valid choices: {', '.join(STATUSES)}")
-    for name, kinds in (("key", str), ("cell", dict), ("teacher_sha256", (str, type(None)))):
-        if not isinstance(record.get(name), kinds):
-            raise DfqError(f"{where} has {name} {reprlib.repr(record.get(name))}, not {_kind(kinds)}; fix or delete that line")
-    for name in NUMBERS:
+    if not isinstance(record["cell"], dict):
+        raise DfqError(f"{where} has cell {reprlib.repr(record['cell'])}, not a JSON object; fix or delete that line")
+    for name in CELL_FIELDS:
+        if name not in record["cell"]:
+            raise DfqError(f"{where} has a cell without {name!r}; fix or delete that line")
+    for name in NUMBERS:  # named apart: NaN and numbers beyond a float are what damages these
         value = record.get(name)
         if value is not None and not _finite(value):
             raise DfqError(f"{where} has {name} {reprlib.repr(value)}; valid: a finite number or null. Fix or delete that line")
     if record["status"] == "ok" and record.get("top1") is None:
         raise DfqError(f"{where} is ok without a top1; valid: a finite number. Fix or delete that line")
-    cell = record["cell"]
-    for name, kind in CELL_FIELDS.items():
-        if name not in cell:
-            raise DfqError(f"{where} has a cell without {name!r}; fix or delete that line")
-        if not _is(cell[name], kind):
-            raise DfqError(f"{where} has cell {name} {reprlib.repr(cell[name])}, not {_kind(kind)}; fix or delete that line")
-    for holder, fields in ((record, OPTIONAL_FIELDS), (cell, OPTIONAL_CELL_FIELDS)):
-        for name, kind in fields.items():
-            if name in holder and not _is(holder[name], kind):
-                raise DfqError(f"{where} has {name} {reprlib.repr(holder[name])}, not {_kind(kind)}; fix or delete that line")
+    mismatch = _mismatch(record, SHAPE, ())
+    if mismatch:
+        path, value, shape = mismatch
+        raise DfqError(f"{where} has {' '.join(path)} {reprlib.repr(value)}, not {_kind(shape)}; fix or delete that line")
     return record
 
 
-def _is(value: Any, kind: type) -> bool:
-    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+def _mismatch(value: Any, shape: Any, path: tuple[str, ...]) -> tuple[tuple[str, ...], Any, Any] | None:
+    """The first place where ``value`` does not have ``shape``: (field path, value, shape)."""
+    if isinstance(shape, Maybe):
+        found = None if value is None else _mismatch(value, shape.shape, path)
+        return (path, value, shape) if found and found[0] == path else found
+    if isinstance(shape, (dict, Each)):
+        if not isinstance(value, dict):
+            return path, value, shape
+        fields = value.items() if isinstance(shape, Each) else ((k, value[k]) for k in shape if k in value)
+        for name, item in fields:
+            found = _mismatch(item, shape.shape if isinstance(shape, Each) else shape[name], (*path, name))
+            if found:
+                return found
+        return None
+    if isinstance(shape, ListOf):
+        if not isinstance(value, list):
+            return path, value, shape
+        return next(filter(None, (_mismatch(item, shape.shape, (*path, f"[{i}]")) for i, item in enumerate(value))), None)
+    if shape is NUMBER:
+        return None if _finite(value) else (path, value, shape)
+    ok = isinstance(value, shape) and not (shape is int and isinstance(value, bool))
+    return None if ok else (path, value, shape)
 
 
 def _finite(value: Any) -> bool:
@@ -184,9 +247,20 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _kind(kinds: type | tuple[type, ...]) -> str:
-    names = {str: "a string", dict: "a JSON object", int: "an integer", type(None): "null"}
-    return " or ".join(names[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+def _kind(shape: Any) -> str:
+    if isinstance(shape, Maybe):
+        return f"{_kind(shape.shape)} or null"
+    if isinstance(shape, (dict, Each)):
+        return "a JSON object" + (f" of {_plural(shape.shape)}" if isinstance(shape, Each) and shape.shape is not dict else "")
+    if isinstance(shape, ListOf):
+        return f"a list of {_plural(shape.shape)}"
+    return {str: "a string", dict: "a JSON object", int: "an integer", bool: "true or false", NUMBER: "a finite number"}[shape]
+
+
+def _plural(shape: Any) -> str:
+    if isinstance(shape, Maybe):
+        return f"{_plural(shape.shape)} or nulls"
+    return "strings" if shape is str else "finite numbers" if shape is NUMBER else "JSON objects"
 
 
 def latest(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -53,7 +53,8 @@ def resolve_device(spec: str) -> torch.device:
         device = torch.device(spec)
     except RuntimeError:
         device = None
-    if device is None or device.type not in ("cpu", "cuda") or (device.type == "cuda" and (device.index or 0) >= n_gpu):
+    if (device is None or device.type not in ("cpu", "cuda") or (device.type == "cuda" and (device.index or 0) >= n_gpu)
+            or (device.type == "cpu" and device.index is not None)):  # torch takes cpu:99 and ignores the index  # fmt: skip
         raise DfqError(f"device {spec!r} is not available here; valid choices: {', '.join(valid)}")
     return device
 

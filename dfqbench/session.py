@@ -31,7 +31,7 @@ from dfqbench import precision, quant, source
 from dfqbench.api import load_object
 from dfqbench.context import RunContext, SharedWork
 from dfqbench.data.fence import fenced
-from dfqbench.errors import DfqError, Diverged
+from dfqbench.errors import DfqError, Diverged, UnusedWeights
 from dfqbench.evaluate import evaluate
 from dfqbench.plan import Cell, make_task, method_impl, resolved_config
 from dfqbench.progress import SILENT, Display
@@ -125,7 +125,7 @@ class Session:
         info = self.registry.model(model).info
         module = load_object(info.loader)(self.registry.dataset(dataset).info, self.zoo, settings)
         if model in self.zoo.weights and model not in self.zoo.weights_asked:
-            raise DfqError(f"--weights {model}=…: the {model} loader takes no weights file (it trains or fetches its own); leave it out")
+            raise UnusedWeights(f"--weights {model}=…: the {model} loader takes no weights file (it trains or fetches its own); leave it out")
         sha256 = self._digests[key] = weights_sha256(module)
         return module, sha256
 

@@ -87,11 +87,11 @@ def details(record: dict[str, Any], history: dict[str, list[float]], counted: bo
     """One cell: settings, outcome and its metric history (one row per ``ctx.log`` call);
     ``counted``: whether the tables count it (:func:`tabled`)."""
     cell = record["cell"]
-    top1 = "–" if record.get("top1") is None else f"{record['top1']:.2f} (FP {record['fp_top1']:.2f})"
+    top1 = "–" if record.get("top1") is None else f"{record['top1']:.2f} (FP {_number(record.get('fp_top1'), '.2f')})"
     lines = [
         f"cell {record['key']}: {cell['method']} · {cell['dataset']}/{cell['model']} · {label(cell['w_bits'], cell['a_bits'])} · "
         f"seed {cell['seed']} · budget {cell['budget']} · precision {precision.of(cell)}",
-        f"status {record['status']} · top-1 {top1} · {record.get('wall_time_s', 0):.0f} s on {record.get('device', '?')} · "
+        f"status {record['status']} · top-1 {top1} · {_number(record.get('wall_time_s'), '.0f')} s on {record.get('device', '?')} · "
         f"finished {record.get('finished', '?')}",
         f"quantizer {json.dumps(cell['quantizer'], sort_keys=True)}",
         f"config {json.dumps(cell['config'], sort_keys=True)}",
@@ -121,6 +121,10 @@ def details(record: dict[str, Any], history: dict[str, list[float]], counted: bo
     else:
         lines.append("no metric history (the method logged nothing)")
     return "\n".join(lines)
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "?" if value is None else format(value, spec)
 
 
 def _versions(versions: dict[str, Any]) -> str:

@@ -15,8 +15,11 @@ published value entry by entry, including methods that have no dfqbench plugin.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,15 +393,22 @@ FILES = ("table.csv", "table.md", "table.tex")
 
 
 def check_writable(out_dir: Path) -> None:
-    """Before a run: a table file in the way (a folder, a read-only file) is one line now,
-    not after the cells have run."""
+    """Before a run: what would stop its tables after the cells have run is one line now. Each
+    table is written beside its old file and renamed over it, so the folder must take a new
+    file, and no folder may stand in a table's place."""
+
+    def refuse(path: Path, reason: str) -> DfqError:
+        return DfqError(f"cannot write {path}: {reason}; the run writes its tables there: move it, or choose another --results")
+
     for path in (out_dir / name for name in FILES):
-        if path.exists():
-            try:
-                with open(path, "a"):
-                    pass
-            except OSError as exc:
-                raise DfqError(f"cannot write {path}: {exc.strerror or exc}; the run writes its tables there: move it, or choose another --results") from None
+        if path.is_dir():
+            raise refuse(path, os.strerror(errno.EISDIR))
+    if out_dir.is_dir():  # absent: a dry run, which creates nothing
+        try:
+            with tempfile.TemporaryFile(dir=out_dir):  # gone on close; os.access would trust root
+                pass
+        except OSError as exc:
+            raise refuse(out_dir / FILES[0], exc.strerror or str(exc)) from None
 
 
 def write(records: list[dict[str, Any]], out_dir: Path, published: pd.DataFrame | None = None) -> tuple[list[Path], str]:

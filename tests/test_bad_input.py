@@ -30,7 +30,8 @@ def one_line_error(result):
         (["--bits", "4w" + "8" * 4301 + "a"], "bad --bits entry '4w8888888888...888888888888a': a bit-width out of range; valid: integers in 2..16"),
         (["--seeds", "0,,1"], "bad --seeds '0,,1': an empty entry"),
         (["--seeds", ""], "bad --seeds '': an empty entry"),
-        (["--methods", ""], "bad --methods '': an empty entry; valid: all or "),
+        (["--methods", ""], "bad --methods '': an empty entry; valid: all, or a comma list of adadfq, gdfq, noise, "),
+        (["--methods", "all,noise"], "bad --methods 'all,noise': 'all' stands alone; valid: all, or a comma list of adadfq, gdfq, noise, "),
         (["--methods", "noise,"], "bad --methods 'noise,': an empty entry"),
         (["--models", ""], "bad --models '': an empty entry; valid: resnet20-digits, mobilenetv2-digits, vit-digits"),
         (["--bits", ""], "bad --bits entry ''"),
@@ -73,6 +74,7 @@ def one_line_error(result):
         (["--methods", "psaqvit", "--set", "psaqvit.kde_bandwidth=0"], "bad --set value for psaqvit: kde_bandwidth=0.0; valid: more than 0"),
         (["--budget", "huge"], "unknown budget 'huge'; valid choices: default, paper, smoke"),
         (["--device", "tpu"], "device 'tpu' is not available here; valid choices: auto, cpu"),
+        (["--device", "cpu:99"], "device 'cpu:99' is not available here; valid choices: auto, cpu"),
         (["--quantizer", "lsq"], "unknown quantizer 'lsq'; valid choices: auto, gdfq, psaqvit, zeroq"),
         (["--set", "noise.nope=1"], "unknown field 'nope' of noise; valid choices: batch_size, batches"),
         (["--set", "noise.batches=many"], "bad --set value for noise.batches: 'many' is not an integer"),
@@ -108,6 +110,17 @@ def test_unwritable_results_folder(cli, tmp_path, dry_run):
     line = one_line_error(cli("run", "--methods", "noise", "--budget", "smoke", "--results", str(blocker), *dry_run))
     assert line.startswith(f"dfqbench: error: cannot write records to {blocker}/digits/records.jsonl: Not a directory")
     assert "--results" in line
+
+
+@pytest.mark.parametrize("command", ["table", "show", "leaderboard"])
+def test_a_path_the_file_system_refuses_is_one_line(cli, tmp_path, command):
+    long = tmp_path / ("a" * 300)  # beyond a file name's 255 bytes
+    assert one_line_error(cli(command, "--results", str(long))).startswith(f"dfqbench: error: File name too long: {long}")
+
+
+def test_a_value_holding_a_newline_is_still_one_line(cli, one_record):
+    line = one_line_error(cli("show", "--method", "noise\nevil", "--results", str(one_record.parent.parent)))
+    assert "has --method noise\\nevil; valid choices: noise" in line
 
 
 def test_corrupt_record_line_stops_before_any_work_and_loses_nothing(cli, tmp_path):
@@ -169,6 +182,10 @@ def one_record(cli, tmp_path):
         (lambda good: good.replace(b'"top1": ', b'"top1": ' + b"9" * 400 + b', "was": '), "line 1 has top1 999"),
         (lambda good: good.replace(b'"teacher_sha256": ', b'"teacher_sha256": 7, "was": '), "line 1 has teacher_sha256 7, not a string or null"),
         (lambda good: good.replace(b'"cell": ', b'"cell": [], "was": '), "line 1 has cell [], not a JSON object"),
+        # fields that only a table, a resume check or show reads: refused before a run does any work
+        (lambda good: good.replace(b'"versions": ', b'"versions": "x", "was": '), "line 1 has versions 'x', not a JSON object"),
+        (lambda good: good.replace(b'"labels": ', b'"labels": {"year": "x"}, "was": '), "line 1 has labels year 'x', not an integer"),
+        (lambda good: good.replace(b'"top1": ', b'"top1": ' + b"1" * 5000 + b', "was": '), "line 1 cannot be read (Exceeds the limit"),
     ],
 )
 def test_damaged_records_are_one_line_for_every_command(cli, one_record, damage, expected):
@@ -184,6 +201,27 @@ def test_records_file_that_is_a_folder(cli, tmp_path):
     (tmp_path / "digits" / "records.jsonl").mkdir(parents=True)
     for command in ("table", "leaderboard", "show"):
         assert "records.jsonl is not a file" in one_line_error(cli(command, "--results", str(tmp_path)))
+
+
+def test_a_results_folder_that_takes_no_new_file_is_refused_before_any_cell(cli, one_record, monkeypatch):
+    """The tables are written beside their old files and renamed over them: appending to the
+    old files is not enough (an immutable folder, as `chattr +i` makes one, refuses the new)."""
+    import tempfile
+
+    real = tempfile.TemporaryFile
+
+    def immutable(*args, dir=None, **kwargs):
+        if dir == one_record.parent:
+            raise PermissionError(1, "Operation not permitted")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", immutable)
+    before = one_record.read_text()
+    line = one_line_error(cli("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "4", "--budget", "smoke",
+                              "--results", str(one_record.parent.parent)))  # fmt: skip
+    assert line == (f"dfqbench: error: cannot write {one_record.parent / 'table.csv'}: Operation not permitted; "
+                    "the run writes its tables there: move it, or choose another --results")  # fmt: skip
+    assert one_record.read_text() == before
 
 
 def test_tables_that_cannot_be_written_leave_the_records_intact(cli, one_record):
@@ -223,6 +261,10 @@ def test_weights_for_a_model_that_takes_none_or_is_not_run(cli, one_record, tmp_
     args = ("run", "--methods", "noise", "--budget", "smoke", "--bits", "4", "--results", str(tmp_path))
     line = error_after_the_header(cli(*args, "--models", "resnet20-digits", "--weights", f"resnet20-digits={weights}"))
     assert "--weights resnet20-digits=…: the resnet20-digits loader takes no weights file (it trains or fetches its own); leave it out" in line
+    # also where the model's cells are done (W3A3): the resume check loads the teacher and refuses the file there
+    done = cli("run", "--methods", "noise", "--budget", "smoke", "--bits", "3", "--results", str(tmp_path), "--models", "resnet20-digits",
+               "--weights", f"resnet20-digits={weights}")  # fmt: skip
+    assert "the resnet20-digits loader takes no weights file" in error_after_the_header(done)
     res = cli(*args, "--models", "resnet20-digits", "--weights", f"vit-digits={weights}")
     assert res.code == 0 and "note: --weights vit-digits=… is for a model this run does not use" in res.err
 
