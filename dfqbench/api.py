@@ -59,6 +59,13 @@ class MethodInfo:
     year: int = 0
     notes: str = ""  #: one line shown by ``dfqbench list``
 
+    def __post_init__(self) -> None:
+        # every record carries these as its labels, and the records' reader checks their types
+        for name, kind in (("name", str), ("display_name", str), ("data_free", bool), ("year", int)):
+            value = getattr(self, name)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise TypeError(f"MethodInfo {name}={value!r} is not {kind.__name__}")
+
 
 @dataclass(frozen=True)
 class DatasetInfo:

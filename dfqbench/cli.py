@@ -469,8 +469,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
-    except OSError as exc:  # the file system refusing a path given (e.g. a name too long): bad input, like the rest
-        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), 2)
+    except OSError as exc:
+        if not exc.filename:  # not about a path the user gave: a bug or the machine's trouble, with its traceback
+            raise
+        _fail(f"{exc.strerror or exc}: {exc.filename}", 2)  # the file system refusing a path (e.g. a name too long)
     if isinstance(rv, int) and rv:
         sys.exit(rv)
 

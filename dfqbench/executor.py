@@ -24,7 +24,7 @@ import torch
 from dfqbench.errors import DfqError, UnusedWeights
 from dfqbench.plan import Cell
 from dfqbench.progress import Bar, Display
-from dfqbench.records import RecordStore
+from dfqbench.records import RecordStore, outcome_of
 from dfqbench.registry import Registry, load_registry
 from dfqbench.seeding import make_deterministic, resolve_device
 from dfqbench.session import Session
@@ -139,8 +139,7 @@ def run_local(cells: list[Cell], session: Session, store: RecordStore, resume: b
             for cells in trainings:
                 overall.note(_title(cells))
                 records = session.run_together(cells)
-                for record in records:
-                    store.append(record)
+                append_training(store, records)
                 outcome.count_all(records, display, overall)
     return outcome
 
@@ -225,10 +224,24 @@ def run_cells(session: Session, store: RecordStore, cells: list[Cell], recorded:
     with a record in ``recorded`` (key → record) is not run again."""
     records = [recorded[cell.key] for cell in cells if recorded and cell.key in recorded]
     for training in session.trainings([cell for cell in cells if not (recorded and cell.key in recorded)]):
-        for record in session.run_together(training):
-            records.append(record)
-            store.append(record)
+        made = session.run_together(training)
+        append_training(store, made)
+        records += made
     return records
+
+
+def append_training(store: RecordStore, records: list[dict]) -> None:
+    """A training's records (several where bit-widths trained jointly), in order; where the
+    disk refuses one, the error names the results of those after it too."""
+    for i, record in enumerate(records):
+        try:
+            store.append(record)
+        except DfqError as exc:
+            rest = records[i + 1 :]
+            if not rest:
+                raise
+            results = ", ".join(f"{r['cell']['w_bits']}w{r['cell']['a_bits']}a {outcome_of(r)}" for r in rest)
+            raise DfqError(f"{exc}; nor were the records of the rest of its joint training ({results})") from None
 
 
 def _start_worker(spec: WorkerSpec, device: str) -> tuple[Session, RecordStore]:

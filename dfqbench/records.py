@@ -84,7 +84,13 @@ class RecordStore:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             # a link counts as there even when it leads nowhere: the append would follow it
             existing = next(p for p in (self.path, *self.path.parents) if p.exists() or p.is_symlink())
-            if existing == self.path:
+            if existing == self.path and not self.path.exists():  # a link that leads nowhere (yet)
+                try:
+                    os.stat(self.path)  # a loop says so here
+                except FileNotFoundError:  # where it leads must take a file; a dry run creates none
+                    with tempfile.TemporaryFile(dir=(self.path.parent / os.readlink(self.path)).parent):
+                        pass
+            elif existing == self.path:
                 with open(self.path, "a"):
                     pass
             elif existing.is_dir():
@@ -122,18 +128,22 @@ class RecordStore:
             if end and os.pread(fd, 1, end - 1) != b"\n":  # e.g. an editor dropped the final newline
                 line = b"\n" + line
             try:
-                if os.write(fd, line) != len(line):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                rest = memoryview(line)
+                while rest:  # a short write (a full disk, a quota, a size limit) raises at the next one
+                    written = os.write(fd, rest)
+                    if not written:
+                        raise OSError(errno.EIO, "the file system took none of the record")
+                    rest = rest[written:]
                 os.fsync(fd)
             except OSError as exc:  # a part of a line would make every later read refuse the file
-                os.ftruncate(fd, end)
                 cell = record["cell"]
-                result = f"top-1 {record['top1']:.2f}" if record.get("top1") is not None else record["status"]
-                raise DfqError(
-                    f"cannot append the record of {cell['method']} · {cell['model']} · {cell['w_bits']}w{cell['a_bits']}a · "
-                    f"seed {cell['seed']} ({result}) to {self.path}: {exc.strerror or exc}; the file is as it was, "
-                    "so that cell runs again"
-                ) from None
+                what = f"{cell['method']} · {cell['model']} · {cell['w_bits']}w{cell['a_bits']}a · seed {cell['seed']} ({outcome_of(record)})"
+                try:
+                    os.ftruncate(fd, end)
+                    after = "the file is as it was, so that cell runs again"
+                except OSError as cut:
+                    after = f"and cutting the partial line off failed too ({cut.strerror or cut}): delete the file's last line"
+                raise DfqError(f"cannot append the record of {what} to {self.path}: {exc.strerror or exc}; {after}") from None
         finally:
             os.close(fd)  # closing releases the lock
 
@@ -179,6 +189,11 @@ class RecordStore:
         """The cells whose latest record is ``ok``, by key (a failed rerun undoes an earlier ``ok``,
         as it does in the tables; the earlier record stays in the file)."""
         return {r["key"]: r for r in latest(self.read()) if r["status"] == "ok"}
+
+
+def outcome_of(record: dict[str, Any]) -> str:
+    """``top-1 87.65``, or the status of a cell without one."""
+    return f"top-1 {record['top1']:.2f}" if record.get("top1") is not None else record["status"]
 
 
 def parse_line(line: str, path: Path, number: int) -> dict[str, Any]:

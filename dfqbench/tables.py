@@ -395,7 +395,7 @@ FILES = ("table.csv", "table.md", "table.tex")
 def check_writable(out_dir: Path) -> None:
     """Before a run: what would stop its tables after the cells have run is one line now. Each
     table is written beside its old file and renamed over it, so the folder must take a new
-    file, and no folder may stand in a table's place."""
+    file, and no folder or file that is not the user's to write may stand in a table's place."""
 
     def refuse(path: Path, reason: str) -> DfqError:
         return DfqError(f"cannot write {path}: {reason}; the run writes its tables there: move it, or choose another --results")
@@ -403,6 +403,12 @@ def check_writable(out_dir: Path) -> None:
     for path in (out_dir / name for name in FILES):
         if path.is_dir():
             raise refuse(path, os.strerror(errno.EISDIR))
+        if path.exists():  # another user's file in a shared (sticky) folder cannot be renamed over
+            try:
+                with open(path, "a"):
+                    pass
+            except OSError as exc:
+                raise refuse(path, exc.strerror or str(exc)) from None
     if out_dir.is_dir():  # absent: a dry run, which creates nothing
         try:
             with tempfile.TemporaryFile(dir=out_dir):  # gone on close; os.access would trust root

@@ -1,6 +1,7 @@
 """Bad input: one clear line naming the value and the valid choices, exit 2, nothing lost."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -222,6 +223,27 @@ def test_a_results_folder_that_takes_no_new_file_is_refused_before_any_cell(cli,
     assert line == (f"dfqbench: error: cannot write {one_record.parent / 'table.csv'}: Operation not permitted; "
                     "the run writes its tables there: move it, or choose another --results")  # fmt: skip
     assert one_record.read_text() == before
+
+
+def test_a_table_file_that_is_not_ours_to_write_is_refused_before_any_cell(cli, one_record, monkeypatch):
+    """Another user's table in a shared (sticky) folder cannot be renamed over: opening it to
+    append fails the same way, which is what the check tries (as root, simulated)."""
+    import builtins
+
+    import dfqbench.tables as tables
+
+    theirs = one_record.parent / "table.md"
+
+    def guarded(path, *args, **kwargs):
+        if Path(path) == theirs:
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(tables, "open", guarded, raising=False)
+    line = one_line_error(cli("run", "--methods", "noise", "--models", "resnet20-digits", "--bits", "4", "--budget", "smoke",
+                              "--results", str(one_record.parent.parent)))  # fmt: skip
+    assert line.startswith(f"dfqbench: error: cannot write {theirs}: Permission denied; the run writes its tables there")
+    assert len(one_record.read_text().splitlines()) == 1
 
 
 def test_tables_that_cannot_be_written_leave_the_records_intact(cli, one_record):

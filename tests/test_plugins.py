@@ -38,22 +38,34 @@ def test_broken_plugin_is_reported_and_the_others_still_load(cli, site):
     assert "a_dependency_that_is_not_installed" in result.err
 
 
-def test_clashing_name_is_rejected_and_the_builtin_kept(site):
-    pkg = site / "dfqbench_clash"
+def method_plugin(site, name, methods):
+    """Install distribution ``dfqbench-NAME`` whose plugin ``NAME`` returns ``[METHODS]``."""
+    pkg = site / f"dfqbench_{name}"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(
-        "from dfqbench.api import CNN, MethodInfo, hookimpl\n"
-        "@hookimpl\n"
-        "def dfqbench_methods():\n"
-        "    return [MethodInfo('noise', 'Fake noise', 'x', (CNN,), 'x:y'), MethodInfo('fresh', 'Fresh', 'x', (CNN,), 'x:y')]\n"
+        f"from dfqbench.api import CNN, MethodInfo, hookimpl\n@hookimpl\ndef dfqbench_methods():\n    return [{methods}]\n"
     )
-    install_dist(site, "dfqbench-clash", "0.1", {"clash": "dfqbench_clash"})
+    install_dist(site, f"dfqbench-{name}", "0.1", {name: f"dfqbench_{name}"})
+
+
+def test_clashing_name_is_rejected_and_the_builtin_kept(site):
+    method_plugin(site, "clash", "MethodInfo('noise', 'Fake noise', 'x', (CNN,), 'x:y'), MethodInfo('fresh', 'Fresh', 'x', (CNN,), 'x:y')")
     reg = load_registry()
     assert reg.method("noise").info.display_name == "Noise"
     assert reg.method("fresh").plugin.distribution == "dfqbench-clash"
     (problem,) = reg.problems
     assert problem.plugin == "clash" and problem.distribution == "dfqbench-clash"
     assert "method name 'noise' clashes with plugin 'baselines'" in problem.error
+
+
+def test_a_method_whose_labels_records_could_not_hold_is_a_problem_not_a_record(site):
+    """Every record carries the method's display name, data-free flag and year; a plugin that
+    gives a year of None is reported when it loads, not in records the reader then refuses."""
+    method_plugin(site, "yearless", "MethodInfo('yearless', 'Yearless', 'x', (CNN,), 'x:y', year=None)")
+    reg = load_registry()
+    assert "yearless" not in reg.methods
+    (problem,) = reg.problems
+    assert problem.plugin == "yearless" and problem.error == "hook failed: TypeError: MethodInfo year=None is not int"
 
 
 def test_list_imports_no_torch():

@@ -76,6 +76,15 @@ def test_a_records_link_that_leads_nowhere_writable_is_refused_before_any_work(t
         store.check_writable(create=False)
 
 
+def test_a_dry_run_creates_nothing_where_a_dangling_records_link_leads(tmp_path):
+    store = RecordStore(tmp_path / "digits" / "records.jsonl")
+    (tmp_path / "elsewhere").mkdir()
+    store.path.parent.mkdir()
+    store.path.symlink_to(tmp_path / "elsewhere" / "records.jsonl")
+    store.check_writable(create=False)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
 def test_history_moves_to_a_log_file_replaced_by_a_rerun(tmp_path):
     store = RecordStore(tmp_path / "digits" / "records.jsonl")
     store.path.parent.mkdir()
@@ -210,10 +219,10 @@ def test_show_names_a_number_the_record_lacks():
     assert "status ok · top-1 90.00 (FP ?) · ? s on ?" in details(record, {})
 
 
-@pytest.mark.parametrize("short", ["raises", "returns"])
-def test_a_record_cut_short_by_a_full_disk_leaves_the_file_as_it_was(tmp_path, monkeypatch, short):
+@pytest.mark.parametrize("failure", ["full disk", "short write, then a size limit", "and the cut fails"])
+def test_a_record_cut_short_by_the_disk_leaves_the_file_as_it_was(tmp_path, monkeypatch, failure):
     """Half a line would make every later command refuse the file; the error names the
-    cell and its result instead, and the records before it stay readable."""
+    cell, its result and the disk's own reason, and the records before it stay readable."""
     import errno
 
     import dfqbench.records as records
@@ -221,21 +230,45 @@ def test_a_record_cut_short_by_a_full_disk_leaves_the_file_as_it_was(tmp_path, m
     store = RecordStore(tmp_path / "r.jsonl")
     store.append({"key": "a", "status": "ok", "top1": 90.0, "cell": CELL})
     before = store.path.read_bytes()
-    real = records.os.write
+    real, calls = records.os.write, []
 
-    def full(fd, data):  # half of the line reaches the disk
-        written = real(fd, data[: len(data) // 2])
-        if short == "raises":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return written
+    def refusing(fd, data):  # half of the line reaches the disk
+        calls.append(len(data))
+        if len(calls) == 1 and failure.startswith("short"):
+            return real(fd, bytes(data[: len(data) // 2]))
+        real(fd, bytes(data[: len(data) // 2]))
+        raise OSError(*((errno.EFBIG, "File too large") if failure.startswith("short") else (errno.ENOSPC, "No space left on device")))
 
-    monkeypatch.setattr(records.os, "write", full)
+    monkeypatch.setattr(records.os, "write", refusing)
+    if failure == "and the cut fails":
+        monkeypatch.setattr(records.os, "ftruncate", lambda fd, size: (_ for _ in ()).throw(OSError(errno.EIO, "Input/output error")))
     cell = {**CELL, "method": "gdfq", "model": "resnet20-digits", "w_bits": 3, "a_bits": 3, "seed": 2}
     with pytest.raises(DfqError) as exc:
         store.append({"key": "b", "status": "ok", "top1": 87.654, "cell": cell})
-    assert str(exc.value) == (f"cannot append the record of gdfq · resnet20-digits · 3w3a · seed 2 (top-1 87.65) to {store.path}: "
-                              "No space left on device; the file is as it was, so that cell runs again")  # fmt: skip
+    head = f"cannot append the record of gdfq · resnet20-digits · 3w3a · seed 2 (top-1 87.65) to {store.path}: "
+    if failure == "and the cut fails":
+        assert str(exc.value) == head + ("No space left on device; and cutting the partial line off failed too (Input/output error): "
+                                         "delete the file's last line")  # fmt: skip
+        return
+    reason = "File too large" if failure.startswith("short") else "No space left on device"
+    assert str(exc.value) == head + f"{reason}; the file is as it was, so that cell runs again"
     assert store.path.read_bytes() == before and [r["key"] for r in store.read()] == ["a"]
+
+
+def test_a_training_whose_record_the_disk_refuses_names_the_rest_of_it():
+    from dfqbench.executor import append_training
+
+    class FullStore:
+        def append(self, record):
+            raise DfqError(f"cannot append the record of {record['key']}")
+
+    made = [{"key": k, "status": s, "top1": t, "cell": {**CELL, "w_bits": b, "a_bits": b}}
+            for k, b, s, t in [("a", 3, "ok", 80.0), ("b", 4, "ok", 94.666), ("c", 5, "diverged", None)]]  # fmt: skip
+    with pytest.raises(DfqError) as exc:
+        append_training(FullStore(), made)
+    assert str(exc.value) == "cannot append the record of a; nor were the records of the rest of its joint training (4w4a top-1 94.67, 5w5a diverged)"
+    with pytest.raises(DfqError, match="^cannot append the record of c$"):
+        append_training(FullStore(), made[2:])
 
 
 def test_a_log_cut_short_by_a_full_disk_leaves_no_temporary_file(tmp_path, monkeypatch):
