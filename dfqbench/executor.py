@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
+from dfqbench.bits import label
 from dfqbench.errors import DfqError, UnusedWeights
 from dfqbench.plan import Cell
 from dfqbench.progress import Bar, Display
-from dfqbench.records import RecordStore, outcome_of
+from dfqbench.records import RecordStore, outcome_of, title_of
 from dfqbench.registry import Registry, load_registry
 from dfqbench.seeding import make_deterministic, resolve_device
 from dfqbench.session import Session
@@ -240,7 +241,7 @@ def append_training(store: RecordStore, records: list[dict]) -> None:
             rest = records[i + 1 :]
             if not rest:
                 raise
-            results = ", ".join(f"{r['cell']['w_bits']}w{r['cell']['a_bits']}a {outcome_of(r)}" for r in rest)
+            results = ", ".join(f"{label(r['cell']['w_bits'], r['cell']['a_bits'])} {outcome_of(r)}" for r in rest)
             raise DfqError(f"{exc}; nor were the records of the rest of its joint training ({results})") from None
 
 
@@ -264,8 +265,7 @@ def _title(cells: list[Cell]) -> str:
 
 
 def _summary_line(record: dict) -> str:
-    cell = record["cell"]
-    title = f"{cell['method']} · {cell['model']} · {cell['w_bits']}w{cell['a_bits']}a · seed {cell['seed']}"
+    title = title_of(record)
     if record["status"] == "ok":
         return f"[green]✓[/green] {title}: top-1 {record['top1']:.2f}% (FP {record['fp_top1']:.2f}%) in {record['wall_time_s']:.0f}s"
     error = record["error"] or {}

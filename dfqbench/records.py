@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from dfqbench.bits import label
 from dfqbench.errors import DfqError
 from dfqbench.files import write_whole
 
@@ -136,8 +137,7 @@ class RecordStore:
                     rest = rest[written:]
                 os.fsync(fd)
             except OSError as exc:  # a part of a line would make every later read refuse the file
-                cell = record["cell"]
-                what = f"{cell['method']} · {cell['model']} · {cell['w_bits']}w{cell['a_bits']}a · seed {cell['seed']} ({outcome_of(record)})"
+                what = f"{title_of(record)} ({outcome_of(record)})"
                 try:
                     os.ftruncate(fd, end)
                     after = "the file is as it was, so that cell runs again"
@@ -189,6 +189,12 @@ class RecordStore:
         """The cells whose latest record is ``ok``, by key (a failed rerun undoes an earlier ``ok``,
         as it does in the tables; the earlier record stays in the file)."""
         return {r["key"]: r for r in latest(self.read()) if r["status"] == "ok"}
+
+
+def title_of(record: dict[str, Any]) -> str:
+    """``gdfq · resnet20-digits · 3w3a · seed 2``, as :attr:`Cell.title` names a planned cell."""
+    cell = record["cell"]
+    return f"{cell['method']} · {cell['model']} · {label(cell['w_bits'], cell['a_bits'])} · seed {cell['seed']}"
 
 
 def outcome_of(record: dict[str, Any]) -> str:
