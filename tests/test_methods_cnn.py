@@ -34,7 +34,7 @@ def test_smoke_matrix(cli, tmp_path, methods):
 def test_gdfq_on_a_short_schedule_beats_noise_where_noise_loses_clearly(cli, tmp_path):
     """The smoke floors above sit below what calibration on noise alone scores, so this is the
     default run's check that the generator's images do the work: 200 iterations (a warm-up of
-    100 that calibrates, then 100 student steps), about 15 s here. Measured, seeds 0–3: 88.1,
+    100 that calibrates, then 100 student steps), about 20 s here. Measured, seeds 0–3: 88.1,
     89.0, 89.8, 89.0 against noise's 80.8, 81.5, 80.1, 81.0; the full default budget is in
     test_default_budget_floors.py (slow)."""
     short = [f"--set=gdfq.{field}={value}" for field, value in
