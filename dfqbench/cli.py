@@ -39,6 +39,23 @@ class Folder(click.Path):
         return super().convert(value, param, ctx)
 
 
+class WorkerCount(click.ParamType):
+    """``--jobs``: a count of worker processes, refused in the words of every other option."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        text = str(value).strip()
+        try:
+            count = int(text) if text.isascii() and text.lstrip("-").isdigit() else 0
+        except ValueError:  # more digits than int() converts
+            count = 0
+        if count < 1:
+            shown = text if text.lstrip("-").isdigit() and len(text) <= 20 else reprlib.repr(text)
+            raise DfqError(f"--jobs {shown} is not a number of worker processes; valid choices: 1 or more")
+        return count
+
+
 def _split(text: str, option: str, valid: str) -> list[str]:
     """A comma list without empty entries or repeats (``--methods noise,noise`` is noise once)."""
     tokens = [t.strip() for t in text.split(",")]
@@ -134,7 +151,7 @@ def cli() -> None:
 @click.option("--download", is_flag=True, help="Fetch missing data sets (CIFAR) into --data-root (or the cache).")
 @click.option("--weights", multiple=True, metavar="MODEL=PATH", help="Local pretrained weights for a model; repeatable.")
 @click.option("--cache-dir", default=None, type=Folder(), help="Cache for trained/downloaded weights.")
-@click.option("--jobs", default=1, show_default=True, type=int,
+@click.option("--jobs", default=1, show_default=True, type=WorkerCount(),
               help="Worker processes running cells side by side: one GPU each (round-robin) with --device cuda, "
               "a share of the CPU threads each on the CPU; with --executor slurm, at most N jobs at once.")
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "slurm", "ray"]),
@@ -190,8 +207,6 @@ def run(suite, methods, models, bits, seeds, budget, device, results, resume, qu
     )
     if not plan.cells:
         raise DfqError(f"no cell to run: {'; '.join(plan.skipped)}")
-    if jobs < 1:
-        raise DfqError(f"--jobs {jobs} is not a number of worker processes; valid choices: 1 or more")
     cache_dir = _usable_cache(cache_dir, create=not dry_run)
     local_weights = _parse_weights(weights, reg)
     options = _executor_options(executor, executor_options, device, jobs)

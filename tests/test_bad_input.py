@@ -93,7 +93,9 @@ def one_line_error(result):
         (["--methods", "all", "--models", "resnet20-digits", "--set", "psaqvit.kde_bandwidth=abc"],
          "bad --set value for psaqvit.kde_bandwidth: 'abc' is not a finite number"),
         (["--jobs", "0"], "--jobs 0 is not a number of worker processes; valid choices: 1 or more"),
-        (["--jobs", "two"], "'two' is not a valid integer"),
+        (["--jobs", "two"], "--jobs 'two' is not a number of worker processes; valid choices: 1 or more"),
+        (["--jobs", "-3"], "--jobs -3 is not a number of worker processes; valid choices: 1 or more"),
+        (["--jobs", "1" * 5000], "--jobs '111111111111...1111111111111' is not a number of worker processes"),
         (["--frobnicate"], "No such option '--frobnicate'"),
     ],
 )
