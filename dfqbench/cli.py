@@ -79,8 +79,7 @@ def _usable_cache(given: Path | None, create: bool) -> Path:
     """The cache folder (``--cache-dir``, else the environment's), checked before any work:
     a file in its place, or a folder that cannot be made or written, is one error here
     rather than a failed record per cell."""
-    import tempfile
-
+    from dfqbench.files import probe_folder
     from dfqbench.zoo import default_cache_dir
 
     cache = given if given is not None else default_cache_dir()
@@ -91,8 +90,7 @@ def _usable_cache(given: Path | None, create: bool) -> Path:
             raise DfqError(f"{source} {cache}: {existing} is a file; valid: a folder (created if missing)")
         if create:
             cache.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=cache):
-                pass
+            probe_folder(cache)
     except OSError as exc:  # e.g. a parent folder this user may not read
         raise DfqError(f"{source} {cache}: {exc.strerror or exc}; valid: a writable folder (created if missing)") from None
     return cache

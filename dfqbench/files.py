@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+
+def probe_folder(folder: Path) -> None:
+    """Raise the OSError that writing a new file in ``folder`` would raise. The probe file is
+    gone on close, and no permission bits are read: ``os.access`` would trust root."""
+    with tempfile.TemporaryFile(dir=folder):
+        pass
 
 
 def write_whole(path: Path, text: str) -> None:

@@ -14,13 +14,12 @@ import json
 import math
 import os
 import reprlib
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from dfqbench.bits import label
 from dfqbench.errors import DfqError
-from dfqbench.files import write_whole
+from dfqbench.files import probe_folder, write_whole
 
 SCHEMA = 1
 STATUSES = ("ok", "failed", "diverged")
@@ -89,14 +88,12 @@ class RecordStore:
                 try:
                     os.stat(self.path)  # a loop says so here
                 except FileNotFoundError:  # where it leads must take a file; a dry run creates none
-                    with tempfile.TemporaryFile(dir=(self.path.parent / os.readlink(self.path)).parent):
-                        pass
+                    probe_folder((self.path.parent / os.readlink(self.path)).parent)
             elif existing == self.path:
                 with open(self.path, "a"):
                     pass
             elif existing.is_dir():
-                with tempfile.TemporaryFile(dir=existing):  # gone on close; os.access would trust root
-                    pass
+                probe_folder(existing)
             else:
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         except OSError as exc:
@@ -106,8 +103,7 @@ class RecordStore:
         logs = self.path.parent / LOGS
         try:
             if logs.exists():
-                with tempfile.TemporaryFile(dir=logs):
-                    pass
+                probe_folder(logs)
         except OSError as exc:
             raise DfqError(f"cannot write metric logs to {logs}: {exc.strerror or exc}; it must be a writable folder (or absent)") from None
 

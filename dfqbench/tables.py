@@ -15,11 +15,8 @@ published value entry by entry, including methods that have no dfqbench plugin.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +26,7 @@ import pandas as pd
 
 from dfqbench import published as pub
 from dfqbench.errors import DfqError, writing_tables
-from dfqbench.files import write_whole
+from dfqbench.files import probe_folder, write_whole
 from dfqbench.overrides import describe, labelled
 from dfqbench.precision import DEFAULT as DEFAULT_PRECISION
 from dfqbench.precision import of as precision_of
@@ -401,9 +398,7 @@ def check_writable(out_dir: Path) -> None:
         return DfqError(f"cannot write {path}: {reason}; the run writes its tables there: move it, or choose another --results")
 
     for path in (out_dir / name for name in FILES):
-        if path.is_dir():
-            raise refuse(path, os.strerror(errno.EISDIR))
-        if path.exists():  # another user's file in a shared (sticky) folder cannot be renamed over
+        if path.exists():  # a folder, or another user's file in a shared (sticky) folder, cannot be renamed over
             try:
                 with open(path, "a"):
                     pass
@@ -411,8 +406,7 @@ def check_writable(out_dir: Path) -> None:
                 raise refuse(path, exc.strerror or str(exc)) from None
     if out_dir.is_dir():  # absent: a dry run, which creates nothing
         try:
-            with tempfile.TemporaryFile(dir=out_dir):  # gone on close; os.access would trust root
-                pass
+            probe_folder(out_dir)
         except OSError as exc:
             raise refuse(out_dir / FILES[0], exc.strerror or str(exc)) from None
 
